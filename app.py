@@ -1,0 +1,70 @@
+"""Workbench app: the steps as pages, with the workspace and active providers in the sidebar.
+
+Run: streamlit run app.py [-- --workspace NAME]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import streamlit as st
+
+from workbench import providers, workspace
+from workbench.errors import WorkbenchError
+
+st.set_page_config(page_title="Workbench: fine-tune, RAG or hybrid", page_icon="🧭", layout="wide")
+
+
+def _start_workspace() -> str:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--workspace", default=workspace.DEFAULT_WORKSPACE)
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args.workspace
+
+
+if "workspace_select" not in st.session_state:
+    st.session_state.workspace_select = _start_workspace()
+
+
+def _create_workspace() -> None:
+    name = st.session_state.new_workspace_name.strip()
+    try:
+        workspace.create_workspace(name)
+    except WorkbenchError as exc:
+        st.session_state.workspace_error = str(exc)
+    else:
+        st.session_state.workspace_select = name
+        st.session_state.new_workspace_name = ""
+
+
+with st.sidebar:
+    st.markdown("### Workspace")
+    try:
+        ws = workspace.open_workspace(st.session_state.workspace_select, create=True)
+    except WorkbenchError as exc:
+        st.error(str(exc))
+        ws = workspace.open_workspace(workspace.DEFAULT_WORKSPACE, create=True)
+        st.session_state.workspace_select = ws.name
+    st.selectbox("Current workspace", workspace.list_workspaces(), key="workspace_select")
+    with st.expander("New workspace"):
+        st.text_input("Name", placeholder="my-project", key="new_workspace_name")
+        st.button("Create workspace", on_click=_create_workspace)
+        if "workspace_error" in st.session_state:
+            st.error(st.session_state.pop("workspace_error"))
+    st.caption(f"Stored in `{ws.path}`")
+
+    st.markdown("### Providers")
+    try:
+        active = providers.active_providers(providers.load_providers_config())
+    except WorkbenchError as exc:
+        st.error(str(exc))
+        active = []
+    for p in active:
+        badge = "offline" if p.offline else "remote"
+        st.caption(f"**{p.role.replace('_', '-')}**: {p.label} · _{badge}_")
+
+st.session_state.ws = ws
+pages = [
+    st.Page("pages/decide.py", title="Decide", icon="🧭", default=True),
+]
+st.navigation(pages).run()

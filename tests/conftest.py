@@ -1,0 +1,38 @@
+"""Shared fixtures: every test gets its own workspace home, and configs are read from the checkout."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def workbench_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "workspaces"
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    monkeypatch.delenv("WORKBENCH_CONFIG_DIR", raising=False)
+    return home
+
+
+@pytest.fixture
+def app_test(monkeypatch):
+    """Build an AppTest of the app, with a timeout fit for a slow CI machine."""
+    import streamlit.testing.v1.app_test as app_test_module
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    # AppTest resets PagesManager.uses_pages_directory before every run, so with a pages/ folder beside
+    # app.py it reruns the page file alone (legacy multipage mode) instead of app.py with st.navigation,
+    # as the server does. Keep the reset on a subclass so the flag the runner reads stays False.
+    class NavigationPagesManager(PagesManager):
+        pass
+
+    monkeypatch.setattr(app_test_module, "PagesManager", NavigationPagesManager)
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
+
+    def make() -> AppTest:
+        return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+    return make

@@ -1,0 +1,132 @@
+"""The `workbench` command: every step of the app, from a terminal."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from . import decision, workspace
+from .errors import WorkbenchError
+
+
+class _Group(click.Group):
+    """Shows WorkbenchError as a one-line message and exit code 2 rather than a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="workbench")
+def main() -> None:
+    """Decide between fine-tuning, RAG or a hybrid; estimate it; prototype it on your data."""
+
+
+@main.command()
+@click.option("--port", default=8501, show_default=True, help="Port to serve on.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--workspace", "ws_name", default=workspace.DEFAULT_WORKSPACE, show_default=True,
+              help="Workspace to open first.")
+def app(port: int, address: str, ws_name: str) -> None:
+    """Start the app in headless mode on localhost."""
+    script = Path(__file__).resolve().parent.parent / "app.py"
+    if not script.is_file():
+        raise WorkbenchError(f"app.py not found next to the package ({script}); run from a source checkout")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+           "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false",
+           "--", "--workspace", ws_name]
+    raise SystemExit(subprocess.call(cmd))
+
+
+# --- workspaces -------------------------------------------------------------------------------------
+
+@main.group("workspace")
+def workspace_group() -> None:
+    """List, create and delete workspaces (under $WORKBENCH_HOME, default ./workspaces)."""
+
+
+@workspace_group.command("list")
+def workspace_list() -> None:
+    for name in workspace.list_workspaces():
+        click.echo(name)
+
+
+@workspace_group.command("create")
+@click.argument("name")
+def workspace_create(name: str) -> None:
+    ws = workspace.create_workspace(name)
+    click.echo(f"created {ws.path}")
+
+
+@workspace_group.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def workspace_delete(name: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"Delete workspace '{name}' and everything in it?", abort=True)
+    workspace.delete_workspace(name)
+    click.echo(f"deleted {name}")
+
+
+# --- decide -----------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("answers_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--list-questions", is_flag=True, help="List question ids and their answer ids.")
+@click.option("--preset", help="Start from a preset's answers (answers in the file override them).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Another decision.yaml.")
+@click.option("--workspace", "ws_name", help="Also save the answers and result in this workspace.")
+def decide(answers_file: str | None, as_json: bool, list_questions: bool, preset: str | None,
+           config_file: str | None, ws_name: str | None) -> None:
+    """Recommend fine-tuning, RAG or a hybrid from an answers file (question id: answer id)."""
+    cfg = decision.load_decision_config(config_file)
+    if list_questions:
+        table = decision.questions_table(cfg)
+        if as_json:
+            _echo_json(table)
+            return
+        for q in table:
+            click.echo(f"{q['question']}  [{q['group']}, weight {q['weight']:g}]  {q['text']}")
+            for a in q["answers"]:
+                click.echo(f"    {a['id']}: {a['label']}")
+        return
+    if not answers_file and not preset:
+        raise click.UsageError("give an ANSWERS_FILE or --preset (or --list-questions)")
+    answers = dict(cfg.preset(preset).answers) if preset else {}
+    if answers_file:
+        answers.update(decision.load_answers(cfg, answers_file))
+    result = decision.recommend(cfg, answers)
+    if ws_name:
+        decision.save_decision(workspace.open_workspace(ws_name, create=True), answers, result)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.echo(f"Recommendation: {result.label} ({result.confidence}, margin {result.margin:g} "
+               f"over {cfg.option_label(result.runner_up)})")
+    click.echo("Scores: " + ", ".join(f"{cfg.option_label(o)} {s:g}" for o, s in result.scores.items()))
+    click.echo("Top drivers:")
+    for d in [d for d in result.drivers if d.contribution > 0][:5]:
+        click.echo(f"  +{d.contribution:g}  {d.question} = {d.answer}")
+    if result.flips:
+        click.echo("Would flip with:")
+        for f in result.flips:
+            changes = "; ".join(f"{c.question}: {c.from_answer or '(unanswered)'} -> {c.to_answer}"
+                                for c in f.changes)
+            click.echo(f"  {changes}  => {cfg.option_label(f.recommendation)}")
+    if result.unanswered:
+        click.echo(f"Unanswered (counted as neutral): {', '.join(result.unanswered)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Workspaces: one folder each, with uploads, a SQLite database of metadata and state, and index files.
+
+Writes are atomic (temp file + os.replace) and the database evolves by ordered migrations, so a crash
+never leaves a half-written file and old workspaces open in new versions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import WorkbenchError
+
+HOME_ENV = "WORKBENCH_HOME"
+DB_NAME = "workbench.db"
+DEFAULT_WORKSPACE = "sample"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def home_dir() -> Path:
+    """Folder holding all workspaces: $WORKBENCH_HOME, else ./workspaces."""
+    return Path(os.environ.get(HOME_ENV) or "workspaces").resolve()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# --- schema migrations: append only; each runs once per database, in order -----------------------
+
+def _m001_state(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state]
+
+
+def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]] | None = None) -> list[str]:
+    """Apply the migrations not yet recorded in the database; returns the names applied."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for fn in migrations:
+        if fn.__name__ in done:
+            continue
+        db.execute("BEGIN")  # explicit, so schema changes roll back too
+        try:
+            fn(db)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+        applied.append(fn.__name__)
+    return applied
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """An opened workspace folder."""
+
+    name: str
+    path: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / DB_NAME
+
+    @contextmanager
+    def db(self) -> Iterator[sqlite3.Connection]:
+        """A connection in a transaction: committed on success, rolled back on error, always closed."""
+        conn = sqlite3.connect(self.db_path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        with self.db() as db:
+            row = db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    def set_state(self, key: str, value: Any) -> None:
+        payload = json.dumps(value, sort_keys=True)
+        with self.db() as db:
+            db.execute("INSERT INTO state VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                       "value = excluded.value, updated_at = excluded.updated_at", (key, payload, time.time()))
+
+    def file(self, relpath: str) -> Path:
+        """Path of a file inside the workspace; refuses paths that would leave it."""
+        target = (self.path / relpath).resolve()
+        if self.path.resolve() not in target.parents:
+            raise WorkbenchError(f"path leaves the workspace: {relpath}")
+        return target
+
+    def write_file(self, relpath: str, data: bytes) -> Path:
+        target = self.file(relpath)
+        atomic_write_bytes(target, data)
+        return target
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise WorkbenchError(f"invalid workspace name '{name}': use 1-64 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit", field="workspace")
+    return name
+
+
+def _open(path: Path, name: str) -> Workspace:
+    ws = Workspace(name, path)
+    with ws.db() as db:
+        migrate(db)
+    return ws
+
+
+def create_workspace(name: str, home: Path | None = None) -> Workspace:
+    """Create a new, empty workspace; an existing one of that name is an error."""
+    path = (home or home_dir()) / _check_name(name)
+    if (path / DB_NAME).exists():
+        raise WorkbenchError(f"workspace '{name}' already exists", field="workspace")
+    path.mkdir(parents=True, exist_ok=True)
+    return _open(path, name)
+
+
+def open_workspace(name: str, home: Path | None = None, create: bool = False) -> Workspace:
+    """Open an existing workspace (bringing its database up to date), or create it if asked."""
+    path = (home or home_dir()) / _check_name(name)
+    if not (path / DB_NAME).exists():
+        if create:
+            return create_workspace(name, home)
+        known = ", ".join(list_workspaces(home)) or "none yet"
+        raise WorkbenchError(f"no workspace named '{name}' (known: {known})", field="workspace")
+    return _open(path, name)
+
+
+def list_workspaces(home: Path | None = None) -> list[str]:
+    root = home or home_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / DB_NAME).is_file())
+
+
+def delete_workspace(name: str, home: Path | None = None) -> None:
+    """Delete a workspace folder and everything in it."""
+    path = (home or home_dir()) / _check_name(name)
+    if not (path / DB_NAME).is_file():
+        raise WorkbenchError(f"no workspace named '{name}'", field="workspace")
+    shutil.rmtree(path)
