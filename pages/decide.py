@@ -92,14 +92,15 @@ with right:
         else:
             st.subheader(result.label)
             st.write(next(o.description for o in cfg.options if o.id == result.recommendation))
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Confidence", result.confidence)
-        m2.metric("Margin (points)", f"{result.margin:g}")
-        m3.metric("Answered", f"{len(answers)}/{len(cfg.questions)}")
-        st.caption(f"Runner-up: {cfg.option_label(result.runner_up)} · scores: "
-                   + ", ".join(f"{cfg.option_label(o)} {s:g}" for o, s in result.scores.items()))
+        st.markdown(f"Confidence **{result.confidence}** · margin **{result.margin:g}** points · "
+                    f"answered **{len(answers)}/{len(cfg.questions)}**")
+        if answers:
+            st.caption(f"Runner-up: {cfg.option_label(result.runner_up)} · scores: "
+                       + ", ".join(f"{cfg.option_label(o)} {s:g}" for o, s in result.scores.items()))
 
-    st.plotly_chart(charts.decision_by_group(cfg, result), width="stretch")
+    if answers:
+        st.markdown("#### Points by factor group")
+        st.plotly_chart(charts.decision_by_group(cfg, result), width="stretch")
 
     st.markdown("#### What drove it")
     st.caption(f"Points each answer gave {result.label} over {cfg.option_label(result.runner_up)}.")

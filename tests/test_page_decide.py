@@ -1,4 +1,6 @@
 """The Decide page, clicked through with AppTest."""
+import re
+
 import yaml
 
 from workbench import decision, workspace
@@ -9,7 +11,10 @@ def _subheaders(at):
 
 
 def _metrics(at):
-    return {m.label: m.value for m in at.metric}
+    """The figures in the result card's summary line, e.g. Confidence **clear** · margin **7.5** points."""
+    line = next(m.value for m in at.markdown if m.value.startswith("Confidence **"))
+    confidence, margin, answered = re.findall(r"\*\*(.+?)\*\*", line)
+    return {"Confidence": confidence, "Margin (points)": margin, "Answered": answered}
 
 
 def test_fresh_workspace_asks_for_answers(app_test):

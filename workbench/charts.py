@@ -15,18 +15,20 @@ OPTION_COLOURS = {
 
 
 def decision_by_group(cfg: DecisionConfig, result: Recommendation) -> go.Figure:
-    """Grouped bars: how many points each option earns in each factor group."""
-    groups = [g for g in cfg.groups]
+    """Grouped horizontal bars: how many points each option earns in each factor group."""
+    groups = list(reversed(cfg.groups))  # first group on top
     fig = go.Figure()
-    for opt in cfg.options:
+    for opt in reversed(cfg.options):
         fig.add_bar(
             name=opt.label,
-            x=[g.label for g in groups],
-            y=[result.group_scores[g.id][opt.id] for g in groups],
+            y=[g.label for g in groups],
+            x=[result.group_scores[g.id][opt.id] for g in groups],
+            orientation="h",
             marker_color=OPTION_COLOURS.get(opt.id),
-            hovertemplate=f"{opt.label}<br>%{{x}}: %{{y:g}} points<extra></extra>",
+            hovertemplate=f"{opt.label}<br>%{{y}}: %{{x:g}} points<extra></extra>",
         )
-    fig.update_layout(barmode="group", yaxis_title="points (weight x answer points)",
-                      legend_title_text="option", margin=dict(l=10, r=10, t=30, b=10), height=360)
-    fig.add_hline(y=0, line_width=1, line_color="#888")
+    fig.update_layout(barmode="group", xaxis_title="points (weight x answer points)",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="reversed"),
+                      margin=dict(l=10, r=10, t=70, b=10), height=460)
+    fig.add_vline(x=0, line_width=1, line_color="#888")
     return fig
