@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -77,8 +78,10 @@ def test_workspace_commands():
 
 
 def test_console_script_is_installed():
-    assert shutil.which("workbench"), "install the package (see README) to get the `workbench` command"
-    out = subprocess.run(["workbench", "decide", "--preset", "policy_qa", "--json"],
+    # Installed beside the interpreter running the tests (PATH may point at shims that lag behind).
+    script = shutil.which("workbench", path=str(Path(sys.executable).parent)) or shutil.which("workbench")
+    assert script, "install the package (see README) to get the `workbench` command"
+    out = subprocess.run([script, "decide", "--preset", "policy_qa", "--json"],
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["recommendation"] == "rag"
 
