@@ -37,6 +37,18 @@ def _create_workspace() -> None:
         st.session_state.new_workspace_name = ""
 
 
+def _delete_workspace() -> None:
+    name = st.session_state.workspace_select
+    try:
+        workspace.delete_workspace(name)
+    except WorkbenchError as exc:
+        st.session_state.workspace_error = str(exc)
+    else:
+        remaining = workspace.list_workspaces()
+        st.session_state.workspace_select = remaining[0] if remaining else workspace.DEFAULT_WORKSPACE
+        st.session_state.confirm_delete = False
+
+
 with st.sidebar:
     st.markdown("### Workspace")
     try:
@@ -46,9 +58,12 @@ with st.sidebar:
         ws = workspace.open_workspace(workspace.DEFAULT_WORKSPACE, create=True)
         st.session_state.workspace_select = ws.name
     st.selectbox("Current workspace", workspace.list_workspaces(), key="workspace_select")
-    with st.expander("New workspace"):
-        st.text_input("Name", placeholder="my-project", key="new_workspace_name")
+    with st.expander("Manage workspaces"):
+        st.text_input("New workspace name", placeholder="my-project", key="new_workspace_name")
         st.button("Create workspace", on_click=_create_workspace)
+        st.checkbox(f"Yes, delete '{ws.name}' and everything in it", key="confirm_delete")
+        st.button("Delete this workspace", on_click=_delete_workspace,
+                  disabled=not st.session_state.get("confirm_delete"))
         if "workspace_error" in st.session_state:
             st.error(st.session_state.pop("workspace_error"))
     st.caption(f"Stored in `{ws.path}`")

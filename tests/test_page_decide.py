@@ -103,3 +103,22 @@ def test_switching_workspace_loads_its_answers(app_test):
     assert not at.exception
     assert "Fine-tuning" in _subheaders(at)
     assert at.radio(key="decide_q_style_consistency").value == "critical"
+
+
+def test_create_and_delete_a_workspace_from_the_sidebar(app_test):
+    at = app_test().run()
+    at.sidebar.text_input(key="new_workspace_name").set_value("pilot")
+    next(b for b in at.sidebar.button if b.label == "Create workspace").click().run()
+    assert at.sidebar.selectbox(key="workspace_select").value == "pilot"
+    assert workspace.list_workspaces() == ["pilot", "sample"]
+    at.sidebar.text_input(key="new_workspace_name").set_value("bad name!")
+    next(b for b in at.sidebar.button if b.label == "Create workspace").click().run()
+    assert any("invalid workspace name 'bad name!'" in e.value for e in at.sidebar.error)
+
+    delete = next(b for b in at.sidebar.button if b.label == "Delete this workspace")
+    assert delete.disabled  # needs the confirmation first
+    at.sidebar.checkbox(key="confirm_delete").check().run()
+    next(b for b in at.sidebar.button if b.label == "Delete this workspace").click().run()
+    assert not at.exception
+    assert workspace.list_workspaces() == ["sample"]
+    assert at.sidebar.selectbox(key="workspace_select").value == "sample"
