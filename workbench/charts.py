@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from .costs import OPTION_LABELS, Estimate
 from .decision import DecisionConfig, Recommendation
+from .sensitivity import Sweep, Tornado
 
 # One colour per option, the same in every chart.
 OPTION_COLOURS = {
@@ -32,3 +34,110 @@ def decision_by_group(cfg: DecisionConfig, result: Recommendation) -> go.Figure:
                       margin=dict(l=10, r=10, t=70, b=10), height=460)
     fig.add_vline(x=0, line_width=1, line_color="#888")
     return fig
+
+
+# --- Estimate --------------------------------------------------------------------------------------
+
+COMPONENT_COLOURS = {
+    "inference": "#4C78A8", "hosting": "#9D755D", "retraining": "#E45756", "query embedding": "#72B7B2",
+    "re-embedding": "#54A24B", "vector store": "#EECA3B",
+}
+STAGE_COLOURS = {"route": "#BAB0AC", "embed query": "#72B7B2", "vector search": "#54A24B",
+                 "time to first token": "#F58518", "generation": "#4C78A8"}
+
+
+def _layout(fig: go.Figure, **kwargs) -> go.Figure:
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+                      **kwargs)
+    return fig
+
+
+def monthly_by_component(est: Estimate) -> go.Figure:
+    """Stacked bars: average monthly cost of each option, split by what it pays for."""
+    options = list(est.options.values())
+    components = [c for c in COMPONENT_COLOURS if any(o.monthly_by_component.get(c, 0) > 0 for o in options)]
+    fig = go.Figure()
+    for comp in components:
+        fig.add_bar(name=comp, x=[o.label for o in options], y=[o.monthly_by_component.get(comp, 0) for o in options],
+                    marker_color=COMPONENT_COLOURS[comp],
+                    hovertemplate=f"{comp}: %{{y:$,.2f}} / month<extra>%{{x}}</extra>")
+    return _layout(fig, barmode="stack", yaxis_title="USD per month (average over the horizon)", height=380)
+
+
+def cumulative_cost(est: Estimate) -> go.Figure:
+    """Cumulative cost of each option month by month (month 0 = set-up), with break-even points marked."""
+    fig = go.Figure()
+    for opt, o in est.options.items():
+        fig.add_scatter(name=o.label, x=list(range(len(o.cumulative_usd))), y=o.cumulative_usd, mode="lines",
+                        line=dict(color=OPTION_COLOURS[opt], width=2),
+                        hovertemplate=f"{o.label}<br>month %{{x}}: %{{y:$,.2f}}<extra></extra>")
+    xs, ys, texts = [], [], []
+    for b in est.break_even:
+        if b.month is not None:
+            later = est.options[b.a if b.cheaper_at_start == b.b else b.b]
+            xs.append(b.month)
+            ys.append(later.cumulative_usd[b.month])
+            texts.append(f"{est.options[b.a].label} / {est.options[b.b].label}: break-even in month {b.month}")
+    if xs:
+        fig.add_scatter(name="break-even", x=xs, y=ys, mode="markers", text=texts,
+                        marker=dict(symbol="diamond", size=11, color="#222"),
+                        hovertemplate="%{text}<extra></extra>")
+    return _layout(fig, xaxis_title="month", yaxis_title="cumulative USD", height=380)
+
+
+def cost_per_query(est: Estimate) -> go.Figure:
+    options = list(est.options.values())
+    fig = go.Figure(go.Bar(x=[o.label for o in options], y=[o.cost_per_query_usd for o in options],
+                           marker_color=[OPTION_COLOURS[o.option] for o in options],
+                           text=[f"${o.cost_per_query_usd:.5f}" for o in options], textposition="outside",
+                           hovertemplate="%{x}: %{y:$.6f} per query<extra></extra>"))
+    return _layout(fig, yaxis_title="USD per query (running cost)", height=340)
+
+
+def latency_by_stage(est: Estimate) -> go.Figure:
+    """Stacked horizontal bars: where the time of one answer goes, per option."""
+    options = list(est.options.values())
+    fig = go.Figure()
+    for stage, colour in STAGE_COLOURS.items():
+        values = [o.latency_ms.get(stage, 0) for o in options]
+        if any(values):
+            fig.add_bar(name=stage, y=[o.label for o in options], x=values, orientation="h", marker_color=colour,
+                        hovertemplate=f"{stage}: %{{x:,.0f}} ms<extra>%{{y}}</extra>")
+    return _layout(fig, barmode="stack", xaxis_title="milliseconds per answer", height=300,
+                   yaxis=dict(autorange="reversed"))
+
+
+def tornado_chart(t: Tornado, top: int = 12) -> go.Figure:
+    """Bars from the result at -50 % to the result at +50 % of each input, widest swing on top."""
+    bars = t.bars[:top]
+    fig = go.Figure()
+    labels = [b.label for b in bars]
+    fig.add_bar(name="input -50 %", y=labels, x=[b.low_result - t.base_result for b in bars], base=t.base_result,
+                orientation="h", marker_color="#4C78A8",
+                customdata=[[b.low_value, b.low_result] for b in bars],
+                hovertemplate="%{y} = %{customdata[0]:,.4g}: %{customdata[1]:$,.2f}<extra></extra>")
+    fig.add_bar(name="input +50 %", y=labels, x=[b.high_result - t.base_result for b in bars], base=t.base_result,
+                orientation="h", marker_color="#F58518",
+                customdata=[[b.high_value, b.high_result] for b in bars],
+                hovertemplate="%{y} = %{customdata[0]:,.4g}: %{customdata[1]:$,.2f}<extra></extra>")
+    fig.add_vline(x=t.base_result, line_width=1, line_color="#444")
+    what = f"{t.metric} cost: {t.option_a} minus {t.option_b}" if t.option_b else f"{t.metric} cost of {t.option_a}"
+    return _layout(fig, barmode="overlay", xaxis_title=f"{what} (USD)", height=80 + 28 * len(bars),
+                   yaxis=dict(autorange="reversed"))
+
+
+def sweep_heatmap(sw: Sweep, x_label: str, y_label: str) -> go.Figure:
+    """Heat map of the swept metric; the hover also names the cheapest option at each point."""
+    what = f"{sw.option_a} minus {sw.option_b}" if sw.option_b else sw.option_a
+    values = sw.values
+    limit = max((abs(v) for row in values for v in row), default=1.0) or 1.0
+    fig = go.Figure(go.Heatmap(
+        x=sw.x_values, y=sw.y_values, z=values,
+        customdata=[[OPTION_LABELS[c] for c in row] for row in sw.cheapest],
+        colorscale="RdBu_r" if sw.option_b else "Viridis", zmid=0 if sw.option_b else None,
+        zmin=-limit if sw.option_b else None, zmax=limit if sw.option_b else None,
+        colorbar=dict(title="USD"),
+        hovertemplate=(f"{x_label} %{{x:,.4g}}<br>{y_label} %{{y:,.4g}}<br>{what}: %{{z:$,.2f}}"
+                       "<br>cheapest: %{customdata}<extra></extra>")))
+    return _layout(fig, xaxis_title=x_label, yaxis_title=y_label, height=420,
+                   title=dict(text=f"{sw.metric} cost, {what}", x=0, font=dict(size=14)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import decision, workspace
+from . import costs, decision, pricing, scenario, sensitivity, workspace
 from .errors import WorkbenchError
 
 
@@ -126,6 +126,64 @@ def decide(answers_file: str | None, as_json: bool, list_questions: bool, preset
             click.echo(f"  {changes}  => {cfg.option_label(f.recommendation)}")
     if result.unanswered:
         click.echo(f"Unanswered (counted as neutral): {', '.join(result.unanswered)}")
+
+
+# --- estimate ---------------------------------------------------------------------------------------
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}" if abs(x) >= 1 or x == 0 else f"${x:.4g}"
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
+@click.option("--workspace", "ws_name", help="Use this workspace's custom prices and save the scenario there.")
+@click.option("--tornado", "tornado_pair", metavar="A,B", help="Also print the inputs that move A minus B most.")
+def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pair: str | None) -> None:
+    """Cost and latency of fine-tuning, RAG and the hybrids for a scenario (YAML)."""
+    s = scenario.load_scenario(scenario_file)
+    book = pricing.load_pricing()
+    if ws_name:
+        ws = workspace.open_workspace(ws_name, create=True)
+        book = book.with_custom(pricing.saved_custom_prices(ws), source=f"workspace {ws_name}")
+        scenario.save_scenario(ws, s)
+    est = costs.estimate(s, book)
+    data = est.to_dict()
+    if tornado_pair:
+        a, _, b = tornado_pair.partition(",")
+        t = sensitivity.tornado(est.params, a.strip(), b.strip() or None)
+        data["tornado"] = {"base": t.base_result, "bars": [
+            {"input": x.input, "low_value": x.low_value, "high_value": x.high_value,
+             "low_result": x.low_result, "high_result": x.high_result} for x in t.bars]}
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"{s.name}: {s.queries_per_month:,.0f} queries/month over {s.months} months")
+    click.echo(f"{'option':<30}{'setup':>12}{'monthly':>12}{'per query':>12}{'total':>14}{'latency':>10}")
+    for o in est.options.values():
+        click.echo(f"{o.label:<30}{_money(o.setup_cost_usd):>12}{_money(o.monthly_cost_usd):>12}"
+                   f"{_money(o.cost_per_query_usd):>12}{_money(o.total_cost_usd):>14}"
+                   f"{o.latency_ms['total']:>8,.0f}ms")
+    ft = est.options["fine_tuning"]
+    click.echo(f"Fine-tuning: {ft.epochs} epochs, {ft.billed_training_tokens:,.0f} billed training tokens, "
+               f"{_money(ft.training_cost_usd)} per training run")
+    click.echo("Break-even:")
+    for b in est.break_even:
+        la, lb = costs.OPTION_LABELS[b.a], costs.OPTION_LABELS[b.b]
+        if b.month:
+            later = b.a if b.cheaper_at_start == b.b else b.b
+            when = f"{costs.OPTION_LABELS[later]} is cheaper in total from month {b.month}"
+        else:
+            when = "no crossing within the horizon"
+        volume = (f"totals equal at {b.monthly_queries:,.0f} queries/month" if b.monthly_queries is not None
+                  else "totals never equal at any volume")
+        click.echo(f"  {la} vs {lb}: {when}; {volume}")
+    for w in est.warnings:
+        click.echo(f"{w.level.upper()}: {w.message}")
+    if tornado_pair:
+        click.echo("Inputs that move the monthly difference most (-50% / +50%):")
+        for x in data["tornado"]["bars"][:8]:
+            click.echo(f"  {x['input']:<24}{_money(x['low_result']):>14}{_money(x['high_result']):>14}")
 
 
 if __name__ == "__main__":
