@@ -81,5 +81,9 @@ with st.sidebar:
 st.session_state.ws = ws
 pages = [
     st.Page("pages/decide.py", title="Decide", icon="🧭", default=True),
+    st.Page("pages/estimate.py", title="Estimate", icon="💰"),
 ]
-st.navigation(pages).run()
+current = st.navigation(pages)
+if "start_page" in st.session_state:
+    st.switch_page(st.session_state.pop("start_page"))
+current.run()

@@ -10,6 +10,9 @@ from workbench import charts, decision
 from workbench.config import read_yaml
 from workbench.errors import WorkbenchError
 
+if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
+    st.session_state.start_page = "pages/decide.py"
+    st.switch_page("app.py")
 ws = st.session_state.ws
 cfg = decision.load_decision_config()
 questions = {q.id: q for q in cfg.questions}
@@ -24,8 +27,10 @@ def _set_answers(answers: dict[str, str]) -> None:
         st.session_state[_key(q.id)] = answers.get(q.id)
 
 
-# Restore the saved answers once per session and workspace.
-if st.session_state.get("decide_loaded_for") != ws.name:
+# Restore the saved answers for a new session or workspace, and after another page was shown
+# (Streamlit drops the state of widgets that were not on the last page).
+if st.session_state.get("decide_loaded_for") != ws.name or any(
+        _key(q.id) not in st.session_state for q in cfg.questions):
     _set_answers(decision.saved_answers(ws))
     st.session_state.decide_loaded_for = ws.name
 

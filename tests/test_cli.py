@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from workbench import decision, workspace
@@ -90,3 +91,71 @@ def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "decide" in out and "workspace" in out
+
+
+ISSUE_SCENARIO = """\
+queries_per_month: 100000
+prompt_tokens: 200        # system + user tokens per query, before retrieved context
+output_tokens: 150
+months: 12
+start_date: 2026-11-29
+fine_tuning: {model: gpt-4o-mini-2024-07-18, training_examples: 500, tokens_per_example: 400, epochs: auto, retrains_per_year: 4}
+rag: {model: gpt-4o-mini, embedding_model: text-embedding-3-small, corpus_tokens: 2000000, chunk_tokens: 512, top_k: 4, monthly_churn: 0.1, vector_store: faiss-local}
+"""
+
+
+def test_estimate_json_has_the_documented_shape(tmp_path):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(ISSUE_SCENARIO)
+    result = run("estimate", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    for opt in ("fine_tuning", "rag", "hybrid_sequential", "hybrid_routing"):
+        row = data[opt]
+        for key in ("setup_cost_usd", "monthly_cost_usd", "cost_per_query_usd", "total_cost_usd"):
+            assert isinstance(row[key], float)
+        assert row["latency_ms"]["total"] == pytest.approx(
+            sum(v for k, v in row["latency_ms"].items() if k != "total"))
+    ft = data["fine_tuning"]
+    assert (ft["epochs"], ft["billed_training_tokens"], ft["training_cost_usd"]) == (3, 600_000, pytest.approx(1.8))
+    assert ft["total_cost_usd"] == pytest.approx(297.0)
+    assert data["rag"]["monthly_cost_usd"] == pytest.approx(79.324)
+    pair = next(b for b in data["break_even"] if (b["a"], b["b"]) == ("fine_tuning", "rag"))
+    assert pair["month"] == 1 and pair["monthly_queries"] is None
+
+
+def test_estimate_text_with_tornado_and_workspace(tmp_path):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(ISSUE_SCENARIO)
+    result = run("estimate", str(path), "--tornado", "fine_tuning,rag", "--workspace", "w")
+    assert result.exit_code == 0, result.output
+    assert "Fine-tuning: 3 epochs, 600,000 billed training tokens, $1.80 per training run" in result.output
+    assert "WARNING: No new fine-tuning jobs" in result.output
+    assert "Inputs that move the monthly difference most" in result.output
+    from workbench import scenario as scenario_mod
+    assert "Default scenario" in scenario_mod.saved_scenarios(workspace.open_workspace("w"))
+
+
+def test_estimate_errors_name_the_problem(tmp_path):
+    path = tmp_path / "scenario.yaml"
+    path.write_text("queries_per_month: lots\n")
+    result = CliRunner().invoke(main, ["estimate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}, line 1: field 'queries_per_month'" in result.output and "valid number" in result.output
+    path.write_text("rag: {model: mystery}\n")
+    result = CliRunner().invoke(main, ["estimate", str(path)])
+    assert "no price for model 'mystery'" in result.output
+
+
+def test_tokens_command(tmp_path):
+    chat = tmp_path / "train.jsonl"
+    chat.write_text('{"messages":[{"role":"user","content":"hello world"}]}\n\n'
+                    '{"messages":[{"role":"user","content":"hello world"}]}\n')
+    assert run("tokens", "--chat", str(chat)).output.split()[0] == "18"  # 2 x (3 + 1 + 2 + 3)
+    assert run("tokens", "--text", "hello world").output.strip() == "2"
+    result = CliRunner().invoke(main, ["tokens", "--text", "hi", "--model", "my-llama"])
+    assert "no known OpenAI tokenizer" in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages":[]}\n{"text": 1}\n')
+    result = CliRunner().invoke(main, ["tokens", "--chat", str(bad)])
+    assert result.exit_code == 1 and f"{bad}, line 2: expected a JSON object with a 'messages' list" in result.output

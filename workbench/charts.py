@@ -121,14 +121,18 @@ def tornado_chart(t: Tornado, top: int = 12) -> go.Figure:
                 customdata=[[b.high_value, b.high_result] for b in bars],
                 hovertemplate="%{y} = %{customdata[0]:,.4g}: %{customdata[1]:$,.2f}<extra></extra>")
     fig.add_vline(x=t.base_result, line_width=1, line_color="#444")
-    what = f"{t.metric} cost: {t.option_a} minus {t.option_b}" if t.option_b else f"{t.metric} cost of {t.option_a}"
-    return _layout(fig, barmode="overlay", xaxis_title=f"{what} (USD)", height=80 + 28 * len(bars),
+    a, b = OPTION_LABELS[t.option_a], OPTION_LABELS.get(t.option_b or "", "")
+    unit = "ms" if t.metric == "latency" else "USD"
+    what = f"{t.metric.replace('_', ' ')}: {a} minus {b}" if b else f"{t.metric.replace('_', ' ')} of {a}"
+    return _layout(fig, barmode="overlay", xaxis_title=f"{what} ({unit})", height=80 + 28 * len(bars),
                    yaxis=dict(autorange="reversed"))
 
 
 def sweep_heatmap(sw: Sweep, x_label: str, y_label: str) -> go.Figure:
     """Heat map of the swept metric; the hover also names the cheapest option at each point."""
-    what = f"{sw.option_a} minus {sw.option_b}" if sw.option_b else sw.option_a
+    what = (f"{OPTION_LABELS[sw.option_a]} minus {OPTION_LABELS[sw.option_b]}" if sw.option_b
+            else OPTION_LABELS[sw.option_a])
+    unit = "ms" if sw.metric == "latency" else "USD"
     values = sw.values
     limit = max((abs(v) for row in values for v in row), default=1.0) or 1.0
     fig = go.Figure(go.Heatmap(
@@ -136,8 +140,8 @@ def sweep_heatmap(sw: Sweep, x_label: str, y_label: str) -> go.Figure:
         customdata=[[OPTION_LABELS[c] for c in row] for row in sw.cheapest],
         colorscale="RdBu_r" if sw.option_b else "Viridis", zmid=0 if sw.option_b else None,
         zmin=-limit if sw.option_b else None, zmax=limit if sw.option_b else None,
-        colorbar=dict(title="USD"),
-        hovertemplate=(f"{x_label} %{{x:,.4g}}<br>{y_label} %{{y:,.4g}}<br>{what}: %{{z:$,.2f}}"
+        colorbar=dict(title=unit),
+        hovertemplate=(f"{x_label} %{{x:,.4g}}<br>{y_label} %{{y:,.4g}}<br>{what}: %{{z:,.2f}} {unit}"
                        "<br>cheapest: %{customdata}<extra></extra>")))
     return _layout(fig, xaxis_title=x_label, yaxis_title=y_label, height=420,
-                   title=dict(text=f"{sw.metric} cost, {what}", x=0, font=dict(size=14)))
+                   title=dict(text=f"{sw.metric.replace('_', ' ')}, {what}", x=0, font=dict(size=14)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import costs, decision, pricing, scenario, sensitivity, workspace
+from . import costs, decision, pricing, scenario, sensitivity, tokens, workspace
 from .errors import WorkbenchError
 
 
@@ -128,6 +128,46 @@ def decide(answers_file: str | None, as_json: bool, list_questions: bool, preset
         click.echo(f"Unanswered (counted as neutral): {', '.join(result.unanswered)}")
 
 
+# --- tokens -----------------------------------------------------------------------------------------
+
+@main.command("tokens")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--text", help="Count this text instead of files.")
+@click.option("--model", default="gpt-4o-mini", show_default=True, help="Model whose tokenizer counts.")
+@click.option("--chat", is_flag=True, help="Files are chat JSONL ({\"messages\": [...]} per line), billed framing included.")
+def tokens_cmd(files: tuple[str, ...], text: str | None, model: str, chat: bool) -> None:
+    """Count tokens offline, as the model's tokenizer does."""
+    choice = tokens.encoding_for_model(model)
+    if choice.note:
+        click.echo(f"note: {choice.note}", err=True)
+    if text is not None:
+        click.echo(tokens.count(text, model))
+        return
+    if not files:
+        raise click.UsageError("give FILES or --text")
+    total = 0
+    for name in files:
+        if chat:
+            n = 0
+            with open(name, encoding="utf-8") as fh:
+                for line_no, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        example = json.loads(line)
+                        n += tokens.count_messages(example["messages"], model)
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        raise WorkbenchError("expected a JSON object with a 'messages' list", file=name,
+                                             line=line_no) from None
+        else:
+            with open(name, encoding="utf-8", errors="replace") as fh:
+                n = tokens.count(fh.read(), model)
+        total += n
+        click.echo(f"{n:>12,}  {name}")
+    if len(files) > 1:
+        click.echo(f"{total:>12,}  total ({choice.encoding})")
+
+
 # --- estimate ---------------------------------------------------------------------------------------
 
 def _money(x: float) -> str:
@@ -147,7 +187,11 @@ def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pai
         ws = workspace.open_workspace(ws_name, create=True)
         book = book.with_custom(pricing.saved_custom_prices(ws), source=f"workspace {ws_name}")
         scenario.save_scenario(ws, s)
-    est = costs.estimate(s, book)
+    try:
+        est = costs.estimate(s, book)
+    except WorkbenchError as exc:
+        exc.file = exc.file or scenario_file
+        raise
     data = est.to_dict()
     if tornado_pair:
         a, _, b = tornado_pair.partition(",")

@@ -268,18 +268,22 @@ def compute(params: Mapping[str, Any]) -> dict[str, Any]:
                            "generation": s * rag_gen + (1 - s) * ft_gen},
     }
 
-    out: dict[str, Any] = {"months": m, "training": initial, "chunks": chunks0, "context_tokens": context}
+    def full(value: Any, months: bool = False) -> np.ndarray:
+        return np.broadcast_to(value, shape + (months_max,) if months else shape)
+
+    out: dict[str, Any] = {"months": m, "training": {k: full(v) for k, v in initial.items()},
+                           "chunks": full(chunks0), "context_tokens": full(context)}
     for opt in OPTIONS:
-        series = np.broadcast_to(sum(components[opt].values()), shape + (months_max,))
+        series = full(sum(components[opt].values()), months=True)
         recurring = series.sum(axis=-1)
         out[opt] = {
-            "setup": np.broadcast_to(setup[opt], shape),
-            "components": components[opt],
+            "setup": full(setup[opt]),
+            "components": {k: full(v, months=True) for k, v in components[opt].items()},
             "monthly_series": series,
             "monthly": recurring / p["months"],
             "total": setup[opt] + recurring,
-            "latency": latency[opt],
-            "latency_total": np.broadcast_to(sum(latency[opt].values()), shape),
+            "latency": {k: full(v) for k, v in latency[opt].items()},
+            "latency_total": full(sum(latency[opt].values())),
         }
     return out
 
@@ -371,14 +375,16 @@ def _first_crossing(q: np.ndarray, diff: np.ndarray) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def break_even_volumes(params: Mapping[str, float]) -> dict[tuple[str, str], float | None]:
+def break_even_volumes(params: Mapping[str, float], coarse: Mapping[str, Any] | None = None
+                       ) -> dict[tuple[str, str], float | None]:
     """For each pair of options, the monthly query volume at which their totals over the horizon are equal.
 
-    Evaluates the model on a log grid of volumes, then on a fine grid inside each bracket, and
-    interpolates linearly: cost is linear in volume between the steps of self-hosted replicas.
+    Evaluates the model on a log grid of volumes (or takes `coarse`, compute() over VOLUME_GRID), then
+    on a fine grid inside each bracket, and interpolates linearly: cost is linear in volume between the
+    steps of self-hosted replicas and vendor minimums.
     """
     pairs = list(itertools.combinations(OPTIONS, 2))
-    coarse = compute({**params, "queries": VOLUME_GRID})
+    coarse = coarse or compute({**params, "queries": VOLUME_GRID})
     brackets = {}
     for a, b in pairs:
         i = _first_crossing(VOLUME_GRID, coarse[a]["total"] - coarse[b]["total"])
@@ -473,12 +479,24 @@ def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> l
     return out
 
 
+def _rows(result: Mapping[str, Any], index: Any) -> dict[str, Any]:
+    """Rows of a compute() result evaluated over a 1-d vector of scenarios (the month axis stays)."""
+    def take(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: take(v) for k, v in value.items()}
+        return value[index]
+
+    return {k: (v if k == "months" else take(v)) for k, v in result.items()}
+
+
 def estimate(s: Scenario, book: PriceBook | None = None, cfg: EstimateConfig | None = None) -> Estimate:
     """Cost, latency, break-even and warnings for one scenario."""
     book = book or load_pricing()
     cfg = cfg or load_estimate_config()
     params = resolve(s, book, cfg)
-    r = compute(params)
+    # One evaluation for the scenario (row 0) and the volume grid of the break-even search (rows 1..).
+    both = compute({**params, "queries": np.concatenate([[params["queries"]], VOLUME_GRID])})
+    r, grid = _rows(both, 0), _rows(both, slice(1, None))
     options: dict[str, OptionEstimate] = {}
     queries = s.queries_per_month
     for opt in OPTIONS:
@@ -504,7 +522,7 @@ def estimate(s: Scenario, book: PriceBook | None = None, cfg: EstimateConfig | N
             est.billed_training_tokens = float(r["training"]["billed_tokens"])
             est.training_cost_usd = float(r["training"]["cost"])
         options[opt] = est
-    volumes = break_even_volumes(params)
+    volumes = break_even_volumes(params, grid)
     breaks = []
     for a, b in itertools.combinations(OPTIONS, 2):
         ea, eb = options[a], options[b]

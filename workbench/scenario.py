@@ -229,3 +229,34 @@ def get_saved_scenario(ws: Any, name: str) -> Scenario:
     if name not in scenarios:
         raise WorkbenchError(f"no saved scenario named '{name}'; saved: {', '.join(scenarios) or 'none'}")
     return Scenario.model_validate(scenarios[name])
+
+
+# --- flat views, for forms and tables ----------------------------------------------------------------
+
+def flatten(s: Scenario) -> dict[str, Any]:
+    """The scenario as dotted paths -> values (e.g. 'rag.top_k': 4), without custom prices."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            out[prefix[:-1]] = value
+
+    walk("", s.model_dump(mode="json", exclude={"custom_prices"}))
+    return out
+
+
+def from_flat(values: Mapping[str, Any], source: str = "scenario") -> Scenario:
+    """Build a scenario from dotted paths (None values are left out)."""
+    nested: dict[str, Any] = {}
+    for path, value in values.items():
+        if value is None:
+            continue
+        node = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return parse_model(Scenario, nested, source)

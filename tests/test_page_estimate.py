@@ -1,0 +1,112 @@
+"""The Estimate page, clicked through with AppTest."""
+import pytest
+
+from workbench import decision, pricing, scenario, workspace
+
+
+@pytest.fixture
+def estimate_page(app_test):
+    def open_page():
+        at = app_test().run()
+        at.switch_page("pages/estimate.py").run()
+        assert not at.exception
+        return at
+    return open_page
+
+
+def summary(at):
+    df = at.dataframe[0].value
+    return {row["option"]: row for _, row in df.iterrows()}
+
+
+def test_defaults_worked_by_hand(estimate_page):
+    at = estimate_page()
+    at.date_input(key="est:start_date").set_value(__import__("datetime").date(2026, 11, 29)).run()
+    rows = summary(at)
+    assert rows["Fine-tuning"]["monthly"] == pytest.approx(24.60)
+    assert rows["Fine-tuning"]["total"] == pytest.approx(297.00)
+    assert rows["RAG"]["monthly"] == pytest.approx(79.324)
+    warnings = [w.value for w in at.warning]
+    assert any("No new fine-tuning jobs" in w for w in warnings)
+    assert any("stop serving on 2027-01-14" in w for w in warnings)
+    assert {m.label: m.value for m in at.metric}["One training run"] == "$1.80"
+
+
+def test_moving_a_slider_updates_the_estimate_and_is_kept(estimate_page):
+    at = estimate_page()
+    at.slider(key="est:rag.top_k").set_value(8).run()
+    # Inference: 100k x ((200 + 8 x 512) x $0.15 + 150 x $0.60)/1M = $73.44; plus $0.10 + $0.004 + $36.50.
+    assert summary(at)["RAG"]["monthly"] == pytest.approx(73.44 + 0.10 + 0.004 + 36.50)
+    saved = workspace.open_workspace("sample").get_state("estimate_working")
+    assert saved["rag"]["top_k"] == 8
+    # Going to another page and back keeps the inputs.
+    at.switch_page("pages/decide.py").run()
+    at.switch_page("pages/estimate.py").run()
+    assert at.slider(key="est:rag.top_k").value == 8
+
+
+def test_prefilled_from_decide_answers(app_test):
+    ws = workspace.open_workspace("sample", create=True)
+    cfg = decision.load_decision_config()
+    answers = {"query_volume": "high", "training_examples": "thousands"}
+    decision.save_decision(ws, answers, decision.recommend(cfg, answers))
+    at = app_test().run()
+    at.switch_page("pages/estimate.py").run()
+    assert at.number_input(key="est:queries_per_month").value == 2_000_000
+    assert at.number_input(key="est:fine_tuning.training_examples").value == 3000
+    assert any("query_volume = high" in c.value for c in at.caption)
+
+
+def test_save_and_compare_scenarios(estimate_page):
+    at = estimate_page()
+    at.text_input(key="est:name").set_value("Pilot").run()
+    next(b for b in at.button if b.label == "Save scenario").click().run()
+    at.text_input(key="est:name").set_value("Scale")
+    at.number_input(key="est:queries_per_month").set_value(5_000_000).run()
+    next(b for b in at.button if b.label == "Save scenario").click().run()
+    ws = workspace.open_workspace("sample")
+    assert sorted(scenario.saved_scenarios(ws)) == ["Pilot", "Scale"]
+    at.selectbox(key="est_cmp_left").set_value("Pilot")
+    at.selectbox(key="est_cmp_right").set_value("Scale").run()
+    side = next(d.value for d in at.dataframe if "Pilot: monthly" in d.value.columns)
+    ft = side[side["option"] == "Fine-tuning"].iloc[0]
+    assert ft["Pilot: monthly"] == pytest.approx(24.60)
+    assert ft["Scale: monthly"] == pytest.approx(5_000_000 * 0.00024 + 0.60)
+    # Loading a saved scenario puts its inputs back.
+    at.selectbox(key="est_pick").set_value("Pilot").run()
+    next(b for b in at.button if b.label == "Load").click().run()
+    assert at.number_input(key="est:queries_per_month").value == 100_000
+
+
+def test_custom_price_then_use_it(estimate_page):
+    at = estimate_page()
+    form_inputs = [t for t in at.text_input if t.label == "Model id"]
+    form_inputs[0].set_value("our-llm")
+    next(n for n in at.number_input if n.label == "Input price").set_value(1.0)
+    next(n for n in at.number_input if n.label == "Output price").set_value(2.0)
+    next(b for b in at.button if b.label == "Save price").click().run()
+    assert not at.exception
+    ws = workspace.open_workspace("sample")
+    assert pricing.saved_custom_prices(ws)["models"][0]["id"] == "our-llm"
+    at.selectbox(key="est:rag.model").set_value("our-llm").run()
+    # 100k x (2,248 x $1 + 150 x $2)/1M = $254.80 of inference.
+    assert summary(at)["RAG"]["monthly"] == pytest.approx(254.80 + 0.10 + 0.004 + 36.50)
+
+
+def test_unknown_model_is_explained_not_a_crash(app_test):
+    ws = workspace.open_workspace("sample", create=True)
+    s = scenario.default_scenario().model_copy(update={"rag": scenario.RagScenario(model="mystery-llm")})
+    ws.set_state("estimate_working", s.model_dump(mode="json", exclude_none=True))
+    at = app_test().run()
+    at.switch_page("pages/estimate.py").run()
+    assert not at.exception
+    assert any("no price for model 'mystery-llm'" in e.value for e in at.error)
+
+
+def test_sensitivity_and_sweep_tabs_render(estimate_page):
+    at = estimate_page()
+    at.selectbox(key="est_sweep_x").set_value("rag_chunk")
+    at.selectbox(key="est_sweep_y").set_value("queries").run()
+    assert not at.exception
+    at.selectbox(key="est_sweep_y").set_value("rag_chunk").run()
+    assert any("two different inputs" in i.value for i in at.info)
