@@ -9,7 +9,7 @@ import sys
 
 import streamlit as st
 
-from workbench import providers, workspace
+from workbench import providers, sample, workspace
 from workbench.errors import WorkbenchError
 
 st.set_page_config(page_title="Workbench: fine-tune, RAG or hybrid", page_icon="🧭", layout="wide")
@@ -57,6 +57,9 @@ with st.sidebar:
         st.error(str(exc))
         ws = workspace.open_workspace(workspace.DEFAULT_WORKSPACE, create=True)
         st.session_state.workspace_select = ws.name
+    if ws.name == workspace.DEFAULT_WORKSPACE:
+        with st.spinner("Loading the sample workspace..."):
+            sample.ensure_sample(ws)  # once: a workspace that has had an upload is left as it is
     st.selectbox("Current workspace", workspace.list_workspaces(), key="workspace_select")
     with st.expander("Manage workspaces"):
         st.text_input("New workspace name", placeholder="my-project", key="new_workspace_name")
@@ -82,6 +85,8 @@ st.session_state.ws = ws
 pages = [
     st.Page("pages/decide.py", title="Decide", icon="🧭", default=True),
     st.Page("pages/estimate.py", title="Estimate", icon="💰"),
+    st.Page("pages/data.py", title="Data", icon="📄"),
+    st.Page("pages/rag.py", title="RAG", icon="🔎"),
 ]
 current = st.navigation(pages)
 if "start_page" in st.session_state:

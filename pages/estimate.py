@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from workbench import charts, costs, decision, pricing, scenario, sensitivity
+from workbench import charts, corpus, costs, decision, pricing, scenario, sensitivity
 from workbench.errors import WorkbenchError
 
 if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
@@ -66,7 +66,8 @@ def _starting_scenario() -> tuple[scenario.Scenario, list[str]]:
             return scenario.Scenario.model_validate(saved), []
         except ValueError:
             st.warning("The saved working scenario no longer validates; starting from the defaults.")
-    return scenario.prefill(scenario.default_scenario(est_cfg), decision.saved_answers(ws), cfg=est_cfg)
+    return scenario.prefill(scenario.default_scenario(est_cfg), decision.saved_answers(ws), corpus.data_stats(ws),
+                            cfg=est_cfg)
 
 
 # Streamlit drops widget state when another page is shown, so reload whenever it is gone.
@@ -79,9 +80,9 @@ if st.session_state.get("est_loaded_for") != ws.name or _key("queries_per_month"
 
 def _apply_prefill() -> None:
     current = scenario.Scenario.model_validate(ws.get_state(WORKING_KEY) or {})
-    s, notes = scenario.prefill(current, decision.saved_answers(ws), cfg=est_cfg)
+    s, notes = scenario.prefill(current, decision.saved_answers(ws), corpus.data_stats(ws), cfg=est_cfg)
     _load_into_widgets(s)
-    st.session_state.est_prefill_notes = notes or ["No Decide answers that change the scenario."]
+    st.session_state.est_prefill_notes = notes or ["No Decide answers or workspace data that change the scenario."]
 
 
 def _load_saved(name: str) -> None:
@@ -116,8 +117,9 @@ with inputs:
     pick = c1.selectbox("Saved scenarios", list(saved), index=None, placeholder="Load a saved scenario",
                         key="est_pick")
     c2.button("Load", disabled=pick is None, on_click=_load_saved, args=(pick,), width="stretch")
-    top.button("Prefill from Decide answers", on_click=_apply_prefill, width="stretch",
-               help="Query volume, training examples, freshness and growth from the Decide step.")
+    top.button("Prefill from Decide answers and data", on_click=_apply_prefill, width="stretch",
+               help="Query volume, freshness and growth from the Decide step; corpus tokens, training examples "
+                    "and their size measured on the workspace's data.")
     notes = st.session_state.get("est_prefill_notes", [])
     if notes:
         with top.expander(f"{len(notes)} value(s) prefilled"):

@@ -36,3 +36,27 @@ def app_test(monkeypatch):
         return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
 
     return make
+
+
+@pytest.fixture
+def openai_server():
+    """A local OpenAI-compatible server on 127.0.0.1 with fault injection (see tests/openai_server.py)."""
+    from openai_server import OpenAIServer
+
+    with OpenAIServer() as server:
+        yield server
+        assert not server.errors, server.errors
+
+
+@pytest.fixture
+def openai_providers(openai_server, tmp_path, monkeypatch):
+    """Providers config pointing every role at the local test server; returns the config path."""
+    path = tmp_path / "providers.yaml"
+    path.write_text(
+        "embedder: {provider: openai, model: text-embedding-3-small}\n"
+        "chat: {provider: openai, model: gpt-4o-mini}\n"
+        "fine_tuner: {provider: openai}\n"
+        f"openai: {{base_url: '{openai_server.base_url}', api_key_env: WB_TEST_KEY, timeout_s: 2, max_retries: 2}}\n")
+    monkeypatch.setenv("WB_TEST_KEY", openai_server.api_key)
+    monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
+    return path

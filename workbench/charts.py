@@ -145,3 +145,24 @@ def sweep_heatmap(sw: Sweep, x_label: str, y_label: str) -> go.Figure:
                        "<br>cheapest: %{customdata}<extra></extra>")))
     return _layout(fig, xaxis_title=x_label, yaxis_title=y_label, height=420,
                    title=dict(text=f"{sw.metric.replace('_', ' ')}, {what}", x=0, font=dict(size=14)))
+
+
+# --- Data and RAG ----------------------------------------------------------------------------------
+
+def chunk_sizes(all_sizes: list[int], doc_sizes: list[int], max_tokens: int) -> go.Figure:
+    """Histogram of chunk sizes over the workspace, with this document's chunks overlaid."""
+    fig = go.Figure()
+    fig.add_histogram(x=all_sizes, name="all documents", marker_color="#BAB0AC", nbinsx=30)
+    fig.add_histogram(x=doc_sizes, name="this document", marker_color="#4C78A8", nbinsx=30)
+    fig.add_vline(x=max_tokens, line_dash="dash", line_color="#E45756", annotation_text="max tokens")
+    return _layout(fig, barmode="overlay", xaxis_title="tokens per chunk", yaxis_title="chunks", height=260)
+
+
+def answer_latency(latency_ms: dict[str, float]) -> go.Figure:
+    stages = [k for k in latency_ms if k != "total"]
+    colours = {"embed query": "#72B7B2", "search": "#54A24B", "generate": "#4C78A8"}
+    fig = go.Figure()
+    for stage in stages:
+        fig.add_bar(name=stage, x=[latency_ms[stage]], y=["this answer"], orientation="h",
+                    marker_color=colours.get(stage, "#999"), hovertemplate=f"{stage}: %{{x:,.0f}} ms<extra></extra>")
+    return _layout(fig, barmode="stack", xaxis_title="milliseconds", height=170)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from . import costs, decision, pricing, scenario, sensitivity, tokens, workspace
+from . import corpus, costs, decision, index, pricing, providers, rag, scenario, sensitivity, tokens, workspace
+from .chunking import ChunkSettings
 from .errors import WorkbenchError
 
 
@@ -126,6 +127,96 @@ def decide(answers_file: str | None, as_json: bool, list_questions: bool, preset
             click.echo(f"  {changes}  => {cfg.option_label(f.recommendation)}")
     if result.unanswered:
         click.echo(f"Unanswered (counted as neutral): {', '.join(result.unanswered)}")
+
+
+# --- data and RAG -----------------------------------------------------------------------------------
+
+def _workspace_option(f):
+    return click.option("--workspace", "ws_name", default=workspace.DEFAULT_WORKSPACE, show_default=True,
+                        help="Workspace to use (created if missing).")(f)
+
+
+def _open(ws_name: str) -> workspace.Workspace:
+    if ws_name == workspace.DEFAULT_WORKSPACE:
+        from .sample import open_sample
+        return open_sample()
+    return workspace.open_workspace(ws_name, create=True)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_workspace_option
+@click.option("--qa", is_flag=True, help="The files hold question/answer pairs (.csv, .jsonl, chat .jsonl).")
+@click.option("--text-column", help="For .csv/.jsonl documents: the column holding the text.")
+def ingest(paths: tuple[Path, ...], ws_name: str, qa: bool, text_column: str | None) -> None:
+    """Add documents (files or folders; a corpus.jsonl with id/title/text per line works too)."""
+    ws = _open(ws_name)
+    files = [f for p in paths for f in corpus.load_corpus_path(p)]
+    report = corpus.ingest(ws, files, kind="qa" if qa else "documents", text_column=text_column)
+    for line in report.lines():
+        click.echo(line)
+    docs = corpus.documents(ws)
+    click.echo(f"{ws.name}: {len(docs)} documents, {sum(d['tokens'] for d in docs):,} tokens, "
+               f"{len(corpus.qa_pairs(ws))} question/answer pairs")
+
+
+@main.command("index")
+@_workspace_option
+@click.option("--chunking", type=click.Choice(["headings", "sentences", "fixed"]), help="Chunking strategy.")
+@click.option("--max-tokens", type=int, help="Largest chunk, in tokens.")
+@click.option("--overlap", type=int, help="Overlap between chunks, in tokens.")
+def index_cmd(ws_name: str, chunking: str | None, max_tokens: int | None, overlap: int | None) -> None:
+    """Chunk, embed (reusing cached embeddings) and index the workspace's documents."""
+    ws = _open(ws_name)
+    settings = index.load_settings(ws)
+    changes = {k: v for k, v in {"strategy": chunking, "max_tokens": max_tokens, "overlap_tokens": overlap}.items()
+               if v is not None}
+    chunk_settings = ChunkSettings.model_validate({**settings.index.chunking.model_dump(), **changes})
+    embedder = providers.get_embedder()
+    report = index.build_index(ws, embedder, settings.index.model_copy(update={"chunking": chunk_settings}),
+                               progress=lambda done, total, what: click.echo(f"  {what}", err=True))
+    click.echo(f"indexed {report.documents} documents as {report.chunks} chunks with {report.embedder}: "
+               f"{report.embedded} embedded, {report.reused} reused from cache, {report.seconds:.1f} s"
+               + (" (approximate HNSW index)" if report.approximate else ""))
+
+
+@main.command()
+@click.argument("question")
+@_workspace_option
+@click.option("--top-k", type=int, help="Passages to retrieve.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), help="Retrieval mode.")
+@click.option("--min-relevance", type=float, help="Abstain below this cosine relevance (extractive answerer).")
+@click.option("--doc", "doc_ids", multiple=True, help="Only search these documents (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_relevance: float | None,
+        doc_ids: tuple[str, ...], as_json: bool) -> None:
+    """Answer a question from the workspace's index, with citations."""
+    ws = _open(ws_name)
+    cfg = providers.load_providers_config()
+    embedder = providers.get_embedder(cfg)
+    if index.index_meta(ws) is None:
+        click.echo("no index yet; building it first", err=True)
+        index.build_index(ws, embedder)
+    settings = index.load_settings(ws).retrieval
+    changes = {k: v for k, v in {"top_k": top_k, "mode": mode, "min_relevance": min_relevance,
+                                 "doc_ids": list(doc_ids) or None}.items() if v is not None}
+    settings = index.RetrievalSettings.model_validate({**settings.model_dump(), **changes})
+    answer = rag.ask(question, index.Retriever(ws, embedder), providers.get_chat_model(cfg), settings,
+                     context_window=cfg.chat.context_window)
+    if as_json:
+        _echo_json(answer.to_dict())
+        return
+    click.echo(answer.text)
+    click.echo(f"-- {answer.provider}; {answer.mode} retrieval; best relevance {answer.best_relevance:.2f}")
+    for c in answer.citations:
+        mark = "*" if c.used else " "
+        where = f" > {c.heading_path}" if c.heading_path else ""
+        click.echo(f" {mark}[{c.n}] {c.doc_id}{where}  (score {c.score:.3f}, relevance {c.relevance:.2f})")
+    lat = answer.latency_ms
+    cost = f"${answer.cost_usd:.6f}" if answer.cost_usd is not None else "unknown"
+    click.echo(f"latency {lat['total']:.0f} ms (embed {lat['embed query']:.0f}, search {lat['search']:.0f}, "
+               f"generate {lat['generate']:.0f}); tokens {answer.prompt_tokens} in, {answer.output_tokens} out; "
+               f"cost {cost} ({answer.cost_note})")
 
 
 # --- tokens -----------------------------------------------------------------------------------------

@@ -56,7 +56,32 @@ def _m001_state(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state]
+def _m002_corpus(db: sqlite3.Connection) -> None:
+    db.executescript("""
+        CREATE TABLE uploads (sha256 TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+                              stored_path TEXT NOT NULL, added_at REAL NOT NULL, PRIMARY KEY (sha256, kind));
+        CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, upload_sha256 TEXT NOT NULL,
+                                fmt TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
+                                content_sha256 TEXT NOT NULL, chars INTEGER NOT NULL, tokens INTEGER NOT NULL,
+                                lang TEXT NOT NULL, added_at REAL NOT NULL);
+        CREATE TABLE qa_pairs (id TEXT PRIMARY KEY, position INTEGER NOT NULL, question TEXT NOT NULL,
+                               answer TEXT NOT NULL, doc_ids TEXT NOT NULL, context TEXT NOT NULL,
+                               system TEXT NOT NULL, group_id TEXT NOT NULL, category TEXT NOT NULL,
+                               source TEXT NOT NULL, added_at REAL NOT NULL);
+        CREATE TABLE problems (id INTEGER PRIMARY KEY AUTOINCREMENT, upload TEXT NOT NULL, file TEXT NOT NULL,
+                               line INTEGER, level TEXT NOT NULL, message TEXT NOT NULL, added_at REAL NOT NULL);
+        CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL
+                                 REFERENCES documents(doc_id) ON DELETE CASCADE,
+                             position INTEGER NOT NULL, title TEXT NOT NULL, heading_path TEXT NOT NULL,
+                             text TEXT NOT NULL, tokens INTEGER NOT NULL, start INTEGER NOT NULL,
+                             end INTEGER NOT NULL, content_sha256 TEXT NOT NULL);
+        CREATE INDEX chunks_doc ON chunks(doc_id);
+        CREATE TABLE embeddings (model_id TEXT NOT NULL, content_sha256 TEXT NOT NULL, dims INTEGER NOT NULL,
+                                 vector BLOB NOT NULL, PRIMARY KEY (model_id, content_sha256));
+    """)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus]
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]] | None = None) -> list[str]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Protocol, runtime_checkable
 
+import numpy as np
 from pydantic import Field
 
 from ..config import Strict, config_path, load_model
+from ..errors import WorkbenchError
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ CATALOGUE: dict[str, dict[str, ProviderInfo]] = {
         "tiktoken": ProviderInfo("tokenizer", "tiktoken", "tiktoken (bundled BPE files)", True),
     },
     "embedder": {
-        "local": ProviderInfo("embedder", "local", "Local embedder (offline default)", True),
+        "local": ProviderInfo("embedder", "local", "all-MiniLM-L6-v2 int8, local (offline default)", True),
         "openai": ProviderInfo("embedder", "openai", "OpenAI-compatible embeddings", False),
     },
     "chat": {
@@ -48,6 +50,8 @@ CATALOGUE: dict[str, dict[str, ProviderInfo]] = {
 
 class Choice(Strict):
     provider: str
+    model: str | None = None          # for OpenAI-compatible backends: the model name
+    context_window: Annotated[int, Field(gt=0)] | None = None   # for models the price list does not know
 
 
 class OpenAISettings(Strict):
@@ -65,8 +69,15 @@ class ProvidersConfig(Strict):
     openai: OpenAISettings = OpenAISettings()
 
 
+PROVIDERS_ENV = "WORKBENCH_PROVIDERS"
+
+
 def load_providers_config(path: Path | str | None = None) -> ProvidersConfig:
-    return load_model(ProvidersConfig, Path(path) if path else config_path("providers.yaml"))
+    """configs/providers.yaml, or the file named by $WORKBENCH_PROVIDERS."""
+    import os
+
+    path = path or os.environ.get(PROVIDERS_ENV) or config_path("providers.yaml")
+    return load_model(ProvidersConfig, Path(path))
 
 
 def active_providers(cfg: ProvidersConfig) -> list[ProviderInfo]:
@@ -76,3 +87,64 @@ def active_providers(cfg: ProvidersConfig) -> list[ProviderInfo]:
         name = getattr(cfg, role).provider
         out.append(names.get(name, ProviderInfo(role, name, f"{name} (unknown provider)", False)))
     return out
+
+
+# --- what a provider is ------------------------------------------------------------------------------
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    label: str
+    offline: bool
+    model_id: str
+    dimensions: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-length vectors, one row per text."""
+
+
+@dataclass
+class ChatResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    name: str
+    label: str
+    offline: bool
+    model_id: str
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512) -> ChatResult:
+        """Answer a chat request."""
+
+
+def get_embedder(cfg: ProvidersConfig | None = None) -> Any:
+    """The configured embedder (the local one unless configs/providers.yaml says otherwise)."""
+    cfg = cfg or load_providers_config()
+    name = cfg.embedder.provider
+    if name == "local":
+        from .local_embedder import LocalEmbedder
+        return LocalEmbedder()
+    if name == "openai":
+        from .openai import OpenAIEmbedder
+        return OpenAIEmbedder(cfg.openai, cfg.embedder.model or "text-embedding-3-small")
+    raise WorkbenchError(f"unknown embedder provider '{name}'; expected one of: {', '.join(CATALOGUE['embedder'])}",
+                         field="embedder.provider")
+
+
+def get_chat_model(cfg: ProvidersConfig | None = None) -> Any:
+    """The configured chat model: the offline extractive answerer unless configured otherwise."""
+    cfg = cfg or load_providers_config()
+    name = cfg.chat.provider
+    if name == "extractive":
+        from .extractive import ExtractiveAnswerer
+        return ExtractiveAnswerer()
+    if name == "openai":
+        from .openai import OpenAIChat
+        return OpenAIChat(cfg.openai, cfg.chat.model or "gpt-4o-mini")
+    raise WorkbenchError(f"unknown chat provider '{name}'; expected one of: {', '.join(CATALOGUE['chat'])}",
+                         field="chat.provider")

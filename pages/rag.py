@@ -1,0 +1,153 @@
+"""RAG: build the index (chunk, embed, FAISS + BM25), set retrieval, and ask questions with citations."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from workbench import charts, corpus, index, providers, rag
+from workbench.chunking import STRATEGY_LABELS, ChunkSettings
+from workbench.errors import WorkbenchError
+
+if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
+    st.session_state.start_page = "pages/rag.py"
+    st.switch_page("app.py")
+ws = st.session_state.ws
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the index...")
+def _retriever(ws_path: str, built_at: float, embedder_key: str, _ws, _embedder) -> index.Retriever:
+    return index.Retriever(_ws, _embedder)
+
+
+st.title("RAG: retrieve and answer with citations")
+try:
+    pcfg = providers.load_providers_config()
+    embedder = providers.get_embedder(pcfg)
+    chat = providers.get_chat_model(pcfg)
+except WorkbenchError as exc:
+    st.error(f"Provider configuration: {exc}")
+    st.stop()
+
+settings = index.load_settings(ws)
+docs = corpus.documents(ws)
+meta = index.index_meta(ws)
+
+with st.container(border=True):
+    st.markdown("**Index**")
+    left, right = st.columns([3, 2])
+    with left:
+        c1, c2, c3 = st.columns([2, 1, 1])
+        strategy = c1.selectbox("Chunking", list(STRATEGY_LABELS), format_func=STRATEGY_LABELS.get,
+                                index=list(STRATEGY_LABELS).index(settings.index.chunking.strategy), key="rag_strategy")
+        max_tokens = c2.number_input("Max tokens", 16, 8192, settings.index.chunking.max_tokens, step=20,
+                                     key="rag_max_tokens")
+        overlap = c3.number_input("Overlap", 0, 4096, settings.index.chunking.overlap_tokens, step=10,
+                                  key="rag_overlap")
+        st.caption(f"Embedder: **{embedder.label}**" + (" · runs offline" if embedder.offline else ""))
+    with right:
+        if meta:
+            stale = index.index_is_stale(ws)
+            st.caption(f"Built with {meta['embedder_label']}: {meta['chunks']} chunks from {meta['documents']} "
+                       f"documents, {'approximate HNSW' if meta['approximate'] else 'exact'} search"
+                       + (" · **documents changed since; rebuild**" if stale else ""))
+        else:
+            st.caption("No index yet.")
+        build = st.button("Build index" if not meta else "Rebuild index", type="primary", disabled=not docs,
+                          key="rag_build", width="stretch")
+    if not docs:
+        st.info("No documents in this workspace yet: add some on the Data page.")
+    if build:
+        try:
+            chunk_settings = ChunkSettings(strategy=strategy, max_tokens=max_tokens, overlap_tokens=overlap)
+            bar = st.progress(0.0, text="Chunking documents...")
+
+            def progress(done: int, total: int, what: str) -> None:
+                bar.progress(min(1.0, done / total) if total else 1.0, text=what)
+
+            report = index.build_index(ws, embedder, settings.index.model_copy(update={"chunking": chunk_settings}),
+                                       progress=progress)
+            bar.empty()
+            st.success(f"Indexed {report.documents} documents as {report.chunks} chunks in {report.seconds:.1f} s: "
+                       f"{report.embedded} embedded, {report.reused} reused from the cache.")
+            settings = index.load_settings(ws)
+            meta = index.index_meta(ws)
+        except (WorkbenchError, ValueError) as exc:
+            st.error(str(exc))
+
+if not meta:
+    st.stop()
+
+with st.expander("Retrieval settings", expanded=False):
+    r = settings.retrieval
+    s1, s2, s3 = st.columns(3)
+    top_k = s1.slider("Passages to retrieve (top_k)", 1, 20, r.top_k, key="rag_top_k")
+    mode = s2.radio("Mode", ["hybrid", "dense", "bm25"], index=["hybrid", "dense", "bm25"].index(r.mode),
+                    horizontal=True, key="rag_mode",
+                    help="hybrid fuses dense and BM25 rankings with reciprocal rank fusion")
+    min_relevance = s3.slider("Relevance threshold (abstain below)", 0.0, 1.0, float(r.min_relevance), 0.01,
+                              key="rag_min_relevance")
+    doc_filter = st.multiselect("Only search these documents (empty = all)", [d["doc_id"] for d in docs],
+                                default=[d for d in r.doc_ids if d in {x["doc_id"] for x in docs}], key="rag_docs")
+    retrieval = index.RetrievalSettings(top_k=top_k, mode=mode, min_relevance=min_relevance, doc_ids=doc_filter)
+    if retrieval != settings.retrieval:
+        index.save_settings(ws, settings.model_copy(update={"retrieval": retrieval}))
+
+examples = [p.question for p in corpus.qa_pairs(ws)][:60]
+with st.form("ask"):
+    if examples:
+        st.selectbox("Try a question from the workspace's pairs", [""] + examples, key="rag_example")
+    question = st.text_input("Your question", key="rag_question",
+                             placeholder="e.g. When are new invoices due?")
+    asked = st.form_submit_button("Ask", type="primary")
+
+if asked:
+    q = question.strip() or st.session_state.get("rag_example", "")
+    try:
+        retriever = _retriever(str(ws.path), meta["built_at"], meta["embedder"], ws, embedder)
+        with st.spinner("Retrieving and answering..."):
+            answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat.context_window)
+    except WorkbenchError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state.setdefault("rag_history", []).insert(0, answer.to_dict())
+
+history = st.session_state.get("rag_history", [])
+if history:
+    a = history[0]
+    with st.container(border=True):
+        st.caption(f"Question: {a['question']}")
+        if a["abstained"]:
+            st.warning(a["text"])
+        else:
+            st.markdown(f"#### {a['text']}")
+        if a["offline"]:
+            st.caption(f"Answered by the **{a['provider']}**. It quotes the best matching sentence; "
+                       "a real chat model is switched on in configs/providers.yaml.")
+        else:
+            st.caption(f"Answered by {a['provider']}.")
+        cost = f"${a['cost_usd']:.6f}" if a["cost_usd"] is not None else "unknown"
+        k1, k2, k3, k4 = st.columns(4)
+        k1.metric("Latency", f"{a['latency_ms']['total']:,.0f} ms")
+        k2.metric("Tokens in / out", f"{a['prompt_tokens']:,} / {a['output_tokens']:,}")
+        k3.metric("Cost", cost)
+        k4.metric("Best relevance", f"{a['best_relevance']:.2f}")
+        st.caption(a["cost_note"])
+        st.plotly_chart(charts.answer_latency(a["latency_ms"]), width="stretch", key="rag_latency_chart")
+        st.markdown("**Citations**")
+        for c in a["citations"]:
+            mark = "✅ " if c["used"] else ""
+            where = f" › {c['heading_path']}" if c["heading_path"] else ""
+            with st.expander(f"{mark}[{c['n']}] {c['doc_id']}{where} · score {c['score']:.3f} · "
+                             f"relevance {c['relevance']:.2f}"):
+                st.text(c["text"])
+    rows = [{"question": h["question"], "answer": h["text"], "abstained": h["abstained"],
+             "documents": ", ".join(c["doc_id"] for c in h["citations"] if c["used"]),
+             "latency_ms": round(h["latency_ms"]["total"]), "provider": h["provider"]} for h in history]
+    with st.expander(f"This session's questions ({len(rows)})"):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        d1, d2 = st.columns(2)
+        d1.download_button("Answers (CSV)", pd.DataFrame(rows).to_csv(index=False), "answers.csv", "text/csv")
+        d2.download_button("Answers with citations (JSON)", json.dumps(history, indent=2), "answers.json",
+                           "application/json")

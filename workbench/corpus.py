@@ -1,0 +1,207 @@
+"""A workspace's documents and question/answer pairs: ingest uploads (kept verbatim), list, remove.
+
+Uploads are stored as they came, named by content hash, so uploading the same file twice is a no-op;
+a file that cannot be read is reported and the rest of the upload is kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from . import tokens
+from .parsing import Document, Limits, Parsed, Problem, QAPair, parse_document_file, parse_qa_file
+from .scenario import DataStats
+from .workspace import Workspace
+
+Kind = Literal["documents", "qa"]
+
+
+def sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def detect_language(text: str) -> str:
+    import py3langid
+
+    sample = text[:4000]
+    if len(re.findall(r"\w+", sample)) < 3:
+        return "unknown"
+    return py3langid.classify(sample)[0]
+
+
+@dataclass
+class IngestReport:
+    files: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)        # same content already uploaded: nothing done
+    added: list[str] = field(default_factory=list)             # document ids, or pair ids
+    updated: list[str] = field(default_factory=list)
+    pairs_added: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for name in self.duplicates:
+            out.append(f"unchanged  {name} (already uploaded)")
+        for doc in self.added:
+            out.append(f"added      {doc}")
+        for doc in self.updated:
+            out.append(f"updated    {doc}")
+        if self.pairs_added:
+            out.append(f"pairs      {self.pairs_added} question/answer pairs")
+        for p in self.problems:
+            out.append(f"{'rejected' if p.level == 'error' else p.level:<10} {p}")
+        return out
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[:80] or "upload"
+
+
+def ingest(ws: Workspace, files: Iterable[tuple[str, bytes]], kind: Kind = "documents",
+           text_column: str | None = None, limits: Limits = Limits()) -> IngestReport:
+    """Store uploads verbatim and add what they contain; problems are reported per file, never fatal."""
+    report = IngestReport()
+    for name, data in files:
+        report.files.append(name)
+        digest = sha256(data)
+        with ws.db() as db:
+            seen = db.execute("SELECT name FROM uploads WHERE sha256 = ? AND kind = ?", (digest, kind)).fetchone()
+        if seen:
+            report.duplicates.append(name)
+            continue
+        parsed = parse_qa_file(name, data, limits) if kind == "qa" else \
+            parse_document_file(name, data, limits, text_column)
+        report.problems += parsed.problems
+        if not parsed.documents and not parsed.pairs:
+            _record_problems(ws, name, parsed.problems)
+            continue
+        stored = f"uploads/{digest[:16]}-{_safe_name(name)}"
+        ws.write_file(stored, data)
+        with ws.db() as db:
+            db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
+                       (digest, kind, name, len(data), stored, time.time()))
+            if kind == "qa":
+                report.pairs_added += _store_pairs(db, name, parsed.pairs)
+            else:
+                for doc in parsed.documents:
+                    (report.updated if _store_document(db, doc, digest) else report.added).append(doc.doc_id)
+        _record_problems(ws, name, parsed.problems)
+    return report
+
+
+def _record_problems(ws: Workspace, upload: str, problems: list[Problem]) -> None:
+    if not problems:
+        return
+    with ws.db() as db:
+        db.executemany("INSERT INTO problems (upload, file, line, level, message, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       [(upload, p.file, p.line, p.level, p.message, time.time()) for p in problems])
+
+
+def _store_document(db: sqlite3.Connection, doc: Document, upload_sha: str) -> bool:
+    """Insert or replace a document; returns True if it replaced one (its chunks go with it)."""
+    existed = db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone() is not None
+    if existed:
+        db.execute("DELETE FROM documents WHERE doc_id = ?", (doc.doc_id,))
+    db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (doc.doc_id, doc.source, upload_sha, doc.fmt, doc.title, doc.text, sha256(doc.text), len(doc.text),
+                tokens.count(doc.text), detect_language(doc.text), time.time()))
+    return existed
+
+
+def _store_pairs(db: sqlite3.Connection, source: str, pairs: list[QAPair]) -> int:
+    db.execute("DELETE FROM qa_pairs WHERE source = ?", (source,))  # a new version of a file replaces the old
+    start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM qa_pairs").fetchone()[0]
+    rows = []
+    for i, p in enumerate(pairs):
+        pid = p.id or f"{source}#{i + 1}"
+        rows.append((pid, start + i, p.question, p.answer, json.dumps(p.doc_ids), p.context, p.system,
+                     p.group or pid, p.category or ("unanswerable" if not p.answer else ""), source, time.time()))
+    db.executemany("INSERT OR REPLACE INTO qa_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+# --- reading back -----------------------------------------------------------------------------------
+
+def documents(ws: Workspace, with_text: bool = False) -> list[dict[str, Any]]:
+    cols = "doc_id, source, fmt, title, chars, tokens, lang, added_at, content_sha256" + (", text" if with_text else "")
+    with ws.db() as db:
+        rows = db.execute(f"SELECT {cols} FROM documents ORDER BY doc_id").fetchall()
+        chunk_counts = dict(db.execute("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id").fetchall())
+    return [{**dict(r), "chunks": chunk_counts.get(r["doc_id"], 0)} for r in rows]
+
+
+def document(ws: Workspace, doc_id: str) -> dict[str, Any] | None:
+    with ws.db() as db:
+        row = db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def remove_document(ws: Workspace, doc_id: str) -> bool:
+    """Remove a document and its chunks (the verbatim upload stays, so nothing given is lost)."""
+    with ws.db() as db:
+        db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        return db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
+
+
+def qa_pairs(ws: Workspace) -> list[QAPair]:
+    with ws.db() as db:
+        rows = db.execute("SELECT * FROM qa_pairs ORDER BY position").fetchall()
+    return [QAPair(question=r["question"], answer=r["answer"], doc_ids=json.loads(r["doc_ids"]), context=r["context"],
+                   system=r["system"], group=r["group_id"], category=r["category"], id=r["id"], source=r["source"])
+            for r in rows]
+
+
+def problems(ws: Workspace) -> list[dict[str, Any]]:
+    with ws.db() as db:
+        return [dict(r) for r in db.execute("SELECT upload, file, line, level, message FROM problems ORDER BY id")]
+
+
+def clear_problems(ws: Workspace) -> None:
+    with ws.db() as db:
+        db.execute("DELETE FROM problems")
+
+
+def uploads(ws: Workspace) -> list[dict[str, Any]]:
+    with ws.db() as db:
+        return [dict(r) for r in db.execute("SELECT * FROM uploads ORDER BY added_at")]
+
+
+def data_stats(ws: Workspace, system_prompt: str = "") -> DataStats | None:
+    """Measured figures for the Estimate step: corpus tokens, and size of the Q&A pairs as training examples."""
+    docs = documents(ws)
+    pairs = [p for p in qa_pairs(ws) if p.answer]
+    if not docs and not pairs:
+        return None
+    per_example = [tokens.count_messages(
+        ([{"role": "system", "content": p.system or system_prompt}] if (p.system or system_prompt) else [])
+        + [{"role": "user", "content": p.question}, {"role": "assistant", "content": p.answer}]) for p in pairs]
+    return DataStats(
+        corpus_tokens=sum(d["tokens"] for d in docs) if docs else None,
+        training_examples=len(pairs) if pairs else None,
+        tokens_per_example=round(statistics.fmean(per_example), 1) if per_example else None,
+        output_tokens=round(statistics.fmean(tokens.count(p.answer) for p in pairs)) if pairs else None,
+    )
+
+
+def load_corpus_path(path: Path) -> list[tuple[str, bytes]]:
+    """Files to ingest from a path: a file, or every supported file below a folder."""
+    from .parsing import DOC_FORMATS
+
+    if path.is_dir():
+        return [(str(p.relative_to(path)), p.read_bytes()) for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in DOC_FORMATS and not p.name.startswith(".")]
+    return [(path.name, path.read_bytes())]
+
+
+def parse_only(files: Iterable[tuple[str, bytes]], kind: Kind = "documents") -> Parsed:
+    out = Parsed()
+    for name, data in files:
+        out.extend(parse_qa_file(name, data) if kind == "qa" else parse_document_file(name, data))
+    return out

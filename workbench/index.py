@@ -1,0 +1,291 @@
+"""Index a workspace's chunks (FAISS beside BM25) and retrieve from it: dense, lexical, or fused (RRF).
+
+Embeddings are cached in the workspace by chunk content hash and embedding model, so re-indexing after
+a document change embeds only what changed. The FAISS index is written atomically into the workspace:
+exact inner product on normalised vectors for small corpora, HNSW above a configurable size.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Callable, Literal
+
+import numpy as np
+from pydantic import Field
+
+from . import corpus
+from .chunking import Chunk, ChunkSettings, chunk_document
+from .config import Strict
+from .errors import WorkbenchError
+from .workspace import Workspace, atomic_write_text
+
+Mode = Literal["hybrid", "dense", "bm25"]
+INDEX_DIR = "index"
+SETTINGS_KEY = "rag_settings"
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("a an the of to in on for and or is are was were be been do does did how what which who when where "
+                  "why can could i you my your it its this that with by at from as if not no yes there their our we "
+                  "us should would will".split())
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words without stop words, with a plural 's' dropped (a light stemmer)."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+class IndexSettings(Strict):
+    chunking: ChunkSettings = ChunkSettings()
+    approximate_above: Annotated[int, Field(ge=1)] = 50_000     # chunks; HNSW above, exact below
+    hnsw_m: Annotated[int, Field(ge=4, le=128)] = 32
+
+
+class RetrievalSettings(Strict):
+    top_k: Annotated[int, Field(ge=1, le=100)] = 4
+    mode: Mode = "hybrid"
+    rrf_k: Annotated[int, Field(ge=1, le=1000)] = 10             # reciprocal rank fusion constant
+    min_relevance: Annotated[float, Field(ge=-1, le=1)] = 0.35    # cosine of the best hit; below it, abstain
+    min_coverage: Annotated[float, Field(ge=0, le=1)] = 0.5       # share of the question's distinctive words found
+    doc_ids: list[str] = []                                      # metadata filter: only these documents
+
+
+class RagSettings(Strict):
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+
+def load_settings(ws: Workspace) -> RagSettings:
+    saved = ws.get_state(SETTINGS_KEY)
+    return RagSettings.model_validate(saved) if saved else RagSettings()
+
+
+def save_settings(ws: Workspace, settings: RagSettings) -> None:
+    ws.set_state(SETTINGS_KEY, settings.model_dump(mode="json"))
+
+
+def _faiss():
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # single queries run several times faster on a small machine
+    return faiss
+
+
+@dataclass
+class IndexReport:
+    documents: int
+    chunks: int
+    embedded: int
+    reused: int
+    seconds: float
+    approximate: bool
+    embedder: str
+    embed_tokens: int = 0
+
+
+def _model_key(embedder: Any) -> str:
+    return f"{embedder.name}:{embedder.model_id}"
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What gets embedded: the chunk with its document title and heading path, so a passage that does not
+    repeat its topic is still found by it."""
+    context = " > ".join(p for p in (chunk.title, chunk.heading_path) if p)
+    return f"{context}\n{chunk.text}" if context else chunk.text
+
+
+def chunk_workspace(ws: Workspace, settings: ChunkSettings) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for doc in corpus.documents(ws, with_text=True):
+        chunks += chunk_document(doc["doc_id"], doc["title"], doc["text"], settings)
+    return chunks
+
+
+def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = None,
+                progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
+    """Chunk every document, embed what is not cached yet, and write the FAISS index."""
+    settings = settings or load_settings(ws).index
+    started = time.perf_counter()
+    chunks = chunk_workspace(ws, settings.chunking)
+    if not chunks:
+        raise WorkbenchError("there are no documents to index; add some on the Data page or with `workbench ingest`")
+    texts = [embedding_text(c) for c in chunks]
+    hashes = [corpus.sha256(t) for t in texts]
+    key = _model_key(embedder)
+    with ws.db() as db:
+        cached = {row["content_sha256"]: row["vector"] for row in db.execute(
+            "SELECT content_sha256, vector FROM embeddings WHERE model_id = ?", (key,))}
+    missing = sorted({h for h in hashes if h not in cached})
+    by_hash = dict(zip(hashes, texts))
+    batch = 64
+    tokens_before = getattr(embedder, "usage_tokens", 0)
+    for start in range(0, len(missing), batch):
+        part = missing[start:start + batch]
+        if progress:
+            progress(start, len(missing), f"embedding chunks {start + 1}-{start + len(part)} of {len(missing)}")
+        vectors = np.asarray(embedder.embed([by_hash[h] for h in part]), dtype=np.float32)
+        with ws.db() as db:  # saved per batch, so an interrupted run keeps what it embedded
+            db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                           [(key, h, vectors.shape[1], v.tobytes()) for h, v in zip(part, vectors)])
+        cached.update({h: v.tobytes() for h, v in zip(part, vectors)})
+    if progress:
+        progress(len(missing), len(missing), "writing the index")
+    matrix = np.stack([np.frombuffer(cached[h], dtype=np.float32) for h in hashes])
+    approximate = len(chunks) > settings.approximate_above
+    faiss = _faiss()
+    dims = matrix.shape[1]
+    index = faiss.IndexHNSWFlat(dims, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT) if approximate \
+        else faiss.IndexFlatIP(dims)
+    index.add(matrix)
+    with ws.db() as db:
+        db.execute("DELETE FROM chunks")
+        db.executemany("INSERT INTO chunks (id, doc_id, position, title, heading_path, text, tokens, start, end, "
+                       "content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [(i, c.doc_id, c.position, c.title, c.heading_path, c.text, c.tokens, c.start, c.end, h)
+                        for i, (c, h) in enumerate(zip(chunks, hashes))])
+    ws.write_file(f"{INDEX_DIR}/vectors.faiss", faiss.serialize_index(index).tobytes())
+    meta = {"embedder": key, "embedder_label": embedder.label, "offline": embedder.offline, "dims": dims,
+            "chunks": len(chunks), "approximate": approximate, "settings": settings.model_dump(mode="json"),
+            "built_at": time.time(), "documents": len({c.doc_id for c in chunks})}
+    atomic_write_text(ws.file(f"{INDEX_DIR}/meta.json"), json.dumps(meta, indent=2))
+    current = load_settings(ws)
+    save_settings(ws, current.model_copy(update={"index": settings}))
+    return IndexReport(documents=meta["documents"], chunks=len(chunks), embedded=len(missing),
+                       reused=len(set(hashes)) - len(missing), seconds=time.perf_counter() - started,
+                       approximate=approximate, embedder=embedder.label,
+                       embed_tokens=getattr(embedder, "usage_tokens", 0) - tokens_before)
+
+
+def index_meta(ws: Workspace) -> dict[str, Any] | None:
+    path = ws.file(f"{INDEX_DIR}/meta.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def index_is_stale(ws: Workspace) -> bool:
+    """True when documents changed since the index was built."""
+    meta = index_meta(ws)
+    if meta is None:
+        return True
+    with ws.db() as db:
+        latest = db.execute("SELECT MAX(added_at) FROM documents").fetchone()[0] or 0
+        indexed = {r[0] for r in db.execute("SELECT DISTINCT doc_id FROM chunks")}
+        present = {r[0] for r in db.execute("SELECT doc_id FROM documents")}
+    return latest > meta["built_at"] or indexed != present
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    doc_id: str
+    title: str
+    heading_path: str
+    text: str
+    tokens: int
+    score: float          # the ranking score of the mode (cosine, BM25, or RRF)
+    relevance: float      # cosine similarity to the question, whatever the mode
+    rank: int
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    embed_ms: float
+    search_ms: float
+    mode: str
+    best_relevance: float = field(default=-1.0)
+
+
+class Retriever:
+    """A loaded index: FAISS vectors, BM25 over the same chunks, and the chunk rows."""
+
+    def __init__(self, ws: Workspace, embedder: Any):
+        meta = index_meta(ws)
+        if meta is None:
+            raise WorkbenchError("no index yet: build it on the RAG page or with `workbench index`")
+        if meta["embedder"] != _model_key(embedder):
+            raise WorkbenchError(f"the index was built with {meta['embedder_label']}, but the configured embedder "
+                                 f"is {embedder.label}; rebuild the index")
+        faiss = _faiss()
+        raw = ws.file(f"{INDEX_DIR}/vectors.faiss").read_bytes()
+        self.index = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
+        with ws.db() as db:
+            self.rows = [dict(r) for r in db.execute(
+                "SELECT id, doc_id, title, heading_path, text, tokens FROM chunks ORDER BY id")]
+        if len(self.rows) != self.index.ntotal:
+            raise WorkbenchError("the index and the chunk table disagree; rebuild the index")
+        self.meta = meta
+        self.embedder = embedder
+        import bm25s
+
+        self._bm25s = bm25s
+        self.bm25 = bm25s.BM25()
+        texts = [f"{r['title']} {r['heading_path']} {r['text']}" for r in self.rows]
+        self.bm25.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+        self.doc_freq: dict[str, int] = {}
+        for text in texts:
+            for w in content_words(text):
+                self.doc_freq[w] = self.doc_freq.get(w, 0) + 1
+
+    def idf(self, word: str) -> float:
+        return math.log((len(self.rows) + 1) / (self.doc_freq.get(word, 0) + 0.5))
+
+    def coverage(self, question: str, hits: list[Hit]) -> tuple[float, list[str]]:
+        """Share of the question's distinctive words (IDF-weighted) that appear in the passages, and the
+        words that do not, rarest first. A question about something the documents never mention scores low."""
+        words = content_words(question)
+        if not words:
+            return 1.0, []
+        found = content_words(" ".join(f"{h.title} {h.heading_path} {h.text}" for h in hits))
+        total = sum(self.idf(w) for w in words)
+        missing = sorted((w for w in words if w not in found), key=lambda w: -self.idf(w))
+        return (total - sum(self.idf(w) for w in missing)) / total if total > 0 else 1.0, missing
+
+    def _vectors(self, ids: list[int]) -> np.ndarray:
+        return np.stack([self.index.reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, self.meta["dims"]))
+
+    def search(self, question: str, settings: RetrievalSettings) -> Retrieval:
+        t0 = time.perf_counter()
+        query = np.asarray(self.embedder.embed([question]), dtype=np.float32)
+        t1 = time.perf_counter()
+        n = len(self.rows)
+        allowed = set(settings.doc_ids)
+        depth = n if allowed else min(n, max(50, settings.top_k * 10))
+        dense_scores, dense_ids = self.index.search(query, depth)
+        dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
+        tokens = self._bm25s.tokenize([question], stopwords="en", show_progress=False)
+        lexical: list[tuple[int, float]] = []
+        if tokens.vocab:
+            docs, scores = self.bm25.retrieve(tokens, k=min(n, depth), show_progress=False)
+            lexical = [(int(i), float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
+        if allowed:
+            dense = [(i, s) for i, s in dense if self.rows[i]["doc_id"] in allowed]
+            lexical = [(i, s) for i, s in lexical if self.rows[i]["doc_id"] in allowed]
+        dense_rank = {i: r for r, (i, _) in enumerate(dense, 1)}
+        bm25_rank = {i: r for r, (i, _) in enumerate(lexical, 1)}
+        if settings.mode == "dense":
+            ranked = dense
+        elif settings.mode == "bm25":
+            ranked = lexical
+        else:
+            fused: dict[int, float] = {}
+            for ranking in (dense, lexical):
+                for r, (i, _) in enumerate(ranking, 1):
+                    fused[i] = fused.get(i, 0.0) + 1.0 / (settings.rrf_k + r)
+            ranked = sorted(fused.items(), key=lambda kv: -kv[1])
+        top = ranked[:settings.top_k]
+        vectors = self._vectors([i for i, _ in top])
+        relevance = (vectors @ query[0]).tolist() if len(top) else []
+        t2 = time.perf_counter()
+        hits = [Hit(chunk_id=i, doc_id=self.rows[i]["doc_id"], title=self.rows[i]["title"],
+                    heading_path=self.rows[i]["heading_path"], text=self.rows[i]["text"], tokens=self.rows[i]["tokens"],
+                    score=s, relevance=float(rel), rank=r, dense_rank=dense_rank.get(i), bm25_rank=bm25_rank.get(i))
+                for r, ((i, s), rel) in enumerate(zip(top, relevance), 1)]
+        return Retrieval(hits=hits, embed_ms=(t1 - t0) * 1000, search_ms=(t2 - t1) * 1000, mode=settings.mode,
+                         best_relevance=max((h.relevance for h in hits), default=-1.0))
+
+
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    return asdict(hit)

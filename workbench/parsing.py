@@ -1,0 +1,469 @@
+"""Read uploaded files into documents and question/answer pairs, with a clear problem for what cannot be read.
+
+Pure functions over bytes: nothing here touches a workspace. Every problem names the file and, where
+there is one, the line or row; whatever could be read is kept.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import PurePosixPath
+from typing import Any, Iterable
+
+DOC_FORMATS = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl", ".zip")
+QA_FORMATS = (".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_zip_total_bytes: int = 200 * 1024 * 1024
+    max_zip_entries: int = 5000
+    max_zip_ratio: float = 100.0          # uncompressed / compressed, beyond which a zip is treated as a bomb
+    max_line_chars: int = 1_000_000
+
+
+@dataclass
+class Document:
+    doc_id: str
+    title: str
+    text: str
+    fmt: str
+    source: str
+
+
+@dataclass
+class QAPair:
+    question: str
+    answer: str
+    doc_ids: list[str] = field(default_factory=list)
+    context: str = ""
+    system: str = ""
+    group: str = ""
+    category: str = ""
+    id: str = ""
+    source: str = ""
+
+
+@dataclass
+class Problem:
+    file: str
+    message: str
+    line: int | None = None
+    level: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}, line {self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Parsed:
+    documents: list[Document] = field(default_factory=list)
+    pairs: list[QAPair] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def extend(self, other: Parsed) -> None:
+        self.documents += other.documents
+        self.pairs += other.pairs
+        self.problems += other.problems
+
+
+# --- text decoding ----------------------------------------------------------------------------------
+
+def decode_text(data: bytes, name: str) -> tuple[str | None, Problem | None]:
+    """Bytes to text: BOMs and UTF-8 first, then a detected encoding; binary data is refused."""
+    if not data.strip():
+        return None, Problem(name, "the file is empty")
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(enc), None
+            except UnicodeDecodeError:
+                break
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        pass
+    sample = data[:65536]
+    if sample.count(b"\x00") > len(sample) // 100 or _mostly_control(sample):
+        return None, Problem(name, "binary data, not text (or an encoding that cannot be recognised)")
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        return None, Problem(name, "could not recognise the text encoding")
+    return str(best), Problem(name, f"not UTF-8; read as {best.encoding}", level="info")
+
+
+def _mostly_control(sample: bytes) -> bool:
+    control = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return control > len(sample) * 0.05
+
+
+# --- HTML to text -----------------------------------------------------------------------------------
+
+class _HtmlText(HTMLParser):
+    """Visible text of an HTML page; scripts and styles dropped, headings kept as Markdown headings."""
+
+    SKIP = {"script", "style", "noscript", "template", "head", "svg"}
+    BLOCK = {"p", "div", "section", "article", "br", "tr", "table", "ul", "ol", "li", "pre", "blockquote",
+             "header", "footer", "main", "nav", "dd", "dt", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.title = ""
+        self.in_title = False
+        self.heading: int | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self.in_title = True
+        if tag in self.SKIP:
+            self.skip += 1
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.heading = int(tag[1])
+            self.parts.append("\n\n" + "#" * self.heading + " ")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        if tag in self.SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.heading = None
+            self.parts.append("\n\n")
+        elif tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title += data
+        if self.skip:
+            return
+        self.parts.append(data.replace("\n", " ") if self.heading else data)
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """(title, text) of an HTML page."""
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    text = re.sub(r"[ \t]+", " ", "".join(parser.parts))
+    text = re.sub(r"\n\s*\n\s*(\n\s*)+", "\n\n", text)
+    text = "\n".join(line.strip() for line in text.splitlines()).strip()
+    return parser.title.strip(), text
+
+
+def _md_title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return fallback
+
+
+# --- documents --------------------------------------------------------------------------------------
+
+def _stem(name: str) -> str:
+    return PurePosixPath(name).stem
+
+
+def parse_document_file(name: str, data: bytes, limits: Limits = Limits(), text_column: str | None = None,
+                        _depth: int = 0) -> Parsed:
+    """Documents in one uploaded file (a .csv or .jsonl holds one per row; a .zip holds files)."""
+    out = Parsed()
+    suffix = PurePosixPath(name.lower()).suffix
+    if suffix not in DOC_FORMATS:
+        out.problems.append(Problem(name, f"unsupported file type '{suffix or '(none)'}'; "
+                                          f"accepted: {', '.join(DOC_FORMATS)}"))
+        return out
+    if len(data) > limits.max_file_bytes:
+        out.problems.append(Problem(name, f"too large ({len(data) / 1e6:.1f} MB; the limit is "
+                                          f"{limits.max_file_bytes / 1e6:.0f} MB)"))
+        return out
+    if not data.strip():
+        out.problems.append(Problem(name, "the file is empty"))
+        return out
+    if suffix == ".zip":
+        if _depth:
+            out.problems.append(Problem(name, "a zip inside a zip is not opened"))
+            return out
+        return _parse_zip(name, data, limits, text_column)
+    if suffix == ".pdf":
+        return _parse_pdf(name, data)
+    if suffix == ".docx":
+        return _parse_docx(name, data)
+    text, problem = decode_text(data, name)
+    if problem:
+        out.problems.append(problem)
+    if text is None:
+        return out
+    long_line = next((i for i, line in enumerate(text.splitlines(), 1) if len(line) > limits.max_line_chars), None)
+    if long_line:
+        out.problems.append(Problem(name, f"a line of over {limits.max_line_chars:,} characters; refused",
+                                    line=long_line))
+        return out
+    if suffix in (".html", ".htm"):
+        title, body = html_to_text(text)
+        if not body:
+            out.problems.append(Problem(name, "no visible text in the page"))
+            return out
+        out.documents.append(Document(name, title or _md_title(body, _stem(name)), body, "html", name))
+    elif suffix in (".md", ".markdown"):
+        out.documents.append(Document(name, _md_title(text, _stem(name)), text.strip(), "markdown", name))
+    elif suffix == ".txt":
+        first = text.strip().splitlines()[0].strip() if text.strip() else _stem(name)
+        out.documents.append(Document(name, first[:120] or _stem(name), text.strip(), "text", name))
+    elif suffix == ".csv":
+        out.extend(_rows_to_documents(name, _csv_rows(name, text, out.problems), text_column, "csv"))
+    elif suffix == ".jsonl":
+        out.extend(_rows_to_documents(name, _jsonl_rows(name, text, out.problems), text_column, "jsonl"))
+    return out
+
+
+def _parse_pdf(name: str, data: bytes) -> Parsed:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    out = Parsed()
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            out.problems.append(Problem(name, "the PDF is encrypted; export it without a password"))
+            return out
+        pages = [(page.extract_text() or "") for page in reader.pages]
+        title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
+        out.problems.append(Problem(name, f"not a readable PDF ({type(exc).__name__}: {str(exc)[:120]})"))
+        return out
+    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    if not text:
+        out.problems.append(Problem(name, "the PDF has no extractable text (scanned images need OCR first)"))
+        return out
+    first_line = text.splitlines()[0].strip()
+    out.documents.append(Document(name, title.strip() or first_line[:120] or _stem(name), text, "pdf", name))
+    return out
+
+
+def _parse_docx(name: str, data: bytes) -> Parsed:
+    out = Parsed()
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from lxml.etree import XMLSyntaxError
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (PackageNotFoundError, XMLSyntaxError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        out.problems.append(Problem(name, f"not a readable .docx ({type(exc).__name__})"))
+        return out
+    lines = []
+    for para in document.paragraphs:
+        style = (para.style.name or "").lower() if para.style is not None else ""
+        text = para.text.strip()
+        if not text:
+            continue
+        level = re.match(r"heading (\d)", style)
+        lines.append(("#" * int(level.group(1)) + " " + text) if level else ("# " + text if style == "title" else text))
+    body = "\n\n".join(lines)
+    if not body:
+        out.problems.append(Problem(name, "the document has no text"))
+        return out
+    out.documents.append(Document(name, _md_title(body, _stem(name)), body, "docx", name))
+    return out
+
+
+def _parse_zip(name: str, data: bytes, limits: Limits, text_column: str | None) -> Parsed:
+    out = Parsed()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+    except zipfile.BadZipFile:
+        out.problems.append(Problem(name, "not a readable zip file"))
+        return out
+    if len(infos) > limits.max_zip_entries:
+        out.problems.append(Problem(name, f"{len(infos)} entries; the limit is {limits.max_zip_entries}"))
+        return out
+    total = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if total > limits.max_zip_total_bytes or total / packed > limits.max_zip_ratio:
+        out.problems.append(Problem(name, f"refused as a likely zip bomb: {total / 1e6:.1f} MB uncompressed from "
+                                          f"{packed / 1e6:.2f} MB (limits {limits.max_zip_total_bytes / 1e6:.0f} MB, "
+                                          f"ratio {limits.max_zip_ratio:.0f})"))
+        return out
+    for info in infos:
+        entry = info.filename
+        inner = f"{name}/{entry}"
+        parts = PurePosixPath(entry.replace("\\", "/")).parts
+        if entry.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", entry) or ".." in parts:
+            out.problems.append(Problem(inner, "unsafe path in the zip (absolute or with '..'); skipped"))
+            continue
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            out.problems.append(Problem(inner, "symbolic link in the zip; skipped"))
+            continue
+        if parts and (parts[0] == "__MACOSX" or parts[-1].startswith(".")):
+            continue
+        try:
+            content = archive.read(info)
+        except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
+            out.problems.append(Problem(inner, f"could not be extracted ({type(exc).__name__})"))
+            continue
+        sub = parse_document_file(entry, content, limits, text_column, _depth=1)
+        for doc in sub.documents:
+            doc.source = name
+        for problem in sub.problems:
+            problem.file = f"{name}/{problem.file}"
+        out.extend(sub)
+    return out
+
+
+def _csv_rows(name: str, text: str, problems: list[Problem]) -> Iterable[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as exc:
+        problems.append(Problem(name, f"no header row ({exc})" if str(exc) else "no header row", line=1))
+        return []
+    header = [h.strip() for h in header]
+    rows = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(Problem(name, f"malformed row: {exc}", line=reader.line_num))
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            problems.append(Problem(name, f"malformed row: expected {len(header)} fields, got {len(row)}",
+                                    line=reader.line_num))
+            continue
+        rows.append((reader.line_num, dict(zip(header, row))))
+    return rows
+
+
+def _jsonl_rows(name: str, text: str, problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(name, f"malformed JSON ({exc.msg} at column {exc.colno})", line=line_no))
+            continue
+        if not isinstance(row, dict):
+            problems.append(Problem(name, f"expected a JSON object, got {type(row).__name__}", line=line_no))
+            continue
+        rows.append((line_no, row))
+    return rows
+
+
+def _rows_to_documents(name: str, rows: Iterable[tuple[int, dict[str, Any]]], text_column: str | None,
+                       fmt: str) -> Parsed:
+    out = Parsed()
+    rows = list(rows)
+    if not rows:
+        if not out.problems:
+            out.problems.append(Problem(name, "no rows"))
+        return out
+    columns = list(rows[0][1])
+    column = text_column or ("text" if "text" in columns else None)
+    if column is None:
+        lengths = {c: sum(len(str(r.get(c) or "")) for _, r in rows) for c in columns}
+        column = max(lengths, key=lengths.get)
+        out.problems.append(Problem(name, f"no 'text' column; used '{column}' (the longest)", level="info"))
+    seen: set[str] = set()
+    for line_no, row in rows:
+        text = row.get(column)
+        if not isinstance(text, str) or not text.strip():
+            out.problems.append(Problem(name, f"row has no text in column '{column}'", line=line_no))
+            continue
+        doc_id = str(row.get("id") or f"{name}#{line_no}")
+        if doc_id in seen:
+            out.problems.append(Problem(name, f"duplicate id '{doc_id}'; row skipped", line=line_no))
+            continue
+        seen.add(doc_id)
+        title = str(row.get("title") or text.strip().splitlines()[0][:120])
+        out.documents.append(Document(doc_id, title, text.strip(), fmt, name))
+    return out
+
+
+# --- question / answer pairs ------------------------------------------------------------------------
+
+def _as_list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value if str(v).strip()]
+    return [v.strip() for v in re.split(r"[;|]", str(value)) if v.strip()]
+
+
+def _pair_from_chat(name: str, line_no: int, row: dict[str, Any], problems: list[Problem]) -> QAPair | None:
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        problems.append(Problem(name, "'messages' must be a list of objects", line=line_no))
+        return None
+    by_role: dict[str, list[str]] = {}
+    for m in messages:
+        if isinstance(m.get("content"), str):
+            by_role.setdefault(str(m.get("role")), []).append(m["content"])
+    if not by_role.get("user") or not by_role.get("assistant"):
+        problems.append(Problem(name, "a chat example needs a user and an assistant message", line=line_no))
+        return None
+    return QAPair(question=by_role["user"][-1], answer=by_role["assistant"][-1],
+                  system=(by_role.get("system") or [""])[0], source=name)
+
+
+def parse_qa_file(name: str, data: bytes, limits: Limits = Limits()) -> Parsed:
+    """Question/answer pairs from .csv (question, answer, optional doc_id(s)/context/system) or .jsonl
+    (question/answer objects, or OpenAI chat examples)."""
+    out = Parsed()
+    suffix = PurePosixPath(name.lower()).suffix
+    if suffix not in QA_FORMATS:
+        out.problems.append(Problem(name, f"unsupported file type for question/answer pairs '{suffix}'; "
+                                          f"accepted: {', '.join(QA_FORMATS)}"))
+        return out
+    if len(data) > limits.max_file_bytes:
+        out.problems.append(Problem(name, f"too large ({len(data) / 1e6:.1f} MB)"))
+        return out
+    text, problem = decode_text(data, name)
+    if problem:
+        out.problems.append(problem)
+    if text is None:
+        return out
+    rows = _csv_rows(name, text, out.problems) if suffix == ".csv" else _jsonl_rows(name, text, out.problems)
+    for line_no, row in rows:
+        if "messages" in row:
+            pair = _pair_from_chat(name, line_no, row, out.problems)
+        else:
+            question, answer = row.get("question"), row.get("answer")
+            if not isinstance(question, str) or not question.strip():
+                out.problems.append(Problem(name, "missing 'question'", line=line_no))
+                continue
+            if answer is None or not isinstance(answer, str):
+                out.problems.append(Problem(name, "missing 'answer' (use an empty answer for questions the "
+                                                  "documents cannot answer)", line=line_no))
+                continue
+            pair = QAPair(question=question.strip(), answer=answer.strip(),
+                          doc_ids=_as_list(row.get("doc_ids", row.get("doc_id"))),
+                          context=str(row.get("context") or ""), system=str(row.get("system") or ""),
+                          group=str(row.get("group") or ""), category=str(row.get("category") or ""),
+                          id=str(row.get("id") or ""), source=name)
+        if pair is not None:
+            out.pairs.append(pair)
+    if not out.pairs and not any(p.level == "error" for p in out.problems):
+        out.problems.append(Problem(name, "no question/answer pairs found"))
+    return out

@@ -1,0 +1,77 @@
+"""The offline stand-in for a chat model: quotes the best supporting sentence from the retrieved passages.
+
+Not an LLM: it cannot paraphrase, combine facts or reason. It picks the sentence most similar to the
+question (embedding cosine plus a small bonus for shared words) and abstains when retrieval found
+nothing relevant enough.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..chunking import sentence_spans
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = set("a an the of to in on for and or is are was were be been do does did how what which who when where why "
+            "can could i you my your it its this that with by at from as if not no yes".split())
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def _clean(sentence: str) -> str:
+    s = re.sub(r"^\s*(?:#{1,6}\s+|[-*]\s+|\d+[.)]\s+)", "", sentence.strip())
+    return re.sub(r"\*\*|__|`", "", s).strip()
+
+
+@dataclass
+class Extracted:
+    text: str
+    passage: int | None          # index of the cited passage among those given
+    score: float
+    abstained: bool
+
+
+class ExtractiveAnswerer:
+    name = "extractive"
+    label = "Extractive answerer (offline stand-in, not an LLM)"
+    offline = True
+    model_id = "extractive"
+
+    def answer(self, question: str, passages: list[str], relevance: list[float], embedder: Any,
+               min_relevance: float, coverage: float = 1.0, missing: list[str] | None = None,
+               min_coverage: float = 0.0) -> Extracted:
+        """Quote the best sentence, or abstain when the passages are not relevant enough or do not mention
+        enough of the question's distinctive words (coverage, IDF-weighted)."""
+        best = max(relevance, default=-1.0)
+        reason = None
+        if not passages:
+            reason = "no passage was retrieved"
+        elif best < min_relevance:
+            reason = f"the closest passage has relevance {best:.2f}, under the threshold {min_relevance:.2f}"
+        elif coverage < min_coverage:
+            words = ", ".join(f"'{w}'" for w in (missing or [])[:3])
+            reason = f"the passages found do not mention {words}" if words else "the passages found miss the question's terms"
+        if reason:
+            return Extracted(f"I can't answer that from the documents ({reason}).", None, best, True)
+        candidates: list[tuple[int, str]] = []
+        for p, text in enumerate(passages):
+            for a, b in sentence_spans(text):
+                sentence = _clean(text[a:b])
+                if len(_WORD.findall(sentence)) >= 3 and not text[a:b].lstrip().startswith("#"):
+                    candidates.append((p, sentence))
+        if not candidates:
+            return Extracted(f"I can't answer that from the documents (no usable sentence).", None, best, True)
+        vectors = np.asarray(embedder.embed([question] + [s for _, s in candidates]), dtype=np.float32)
+        cosine = vectors[1:] @ vectors[0]
+        q_words = _words(question)
+        overlap = np.array([len(q_words & _words(s)) / max(1, len(q_words)) for _, s in candidates])
+        # Prefer sentences from better-ranked passages a little, so ties go to the top hit.
+        rank_bonus = np.array([0.02 * (len(passages) - p) / len(passages) for p, _ in candidates])
+        score = cosine + 0.25 * overlap + rank_bonus
+        i = int(np.argmax(score))
+        return Extracted(candidates[i][1], candidates[i][0], float(score[i]), False)

@@ -1,0 +1,164 @@
+"""Answer a question from a workspace's index: retrieve, guard the context window, generate, cite.
+
+Every answer carries its citations, latency by stage, tokens in and out, the cost at the configured
+prices, and which provider produced it (so an offline stand-in is never mistaken for an LLM).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import tokens
+from .config import Strict, config_path, load_model
+from .errors import WorkbenchError
+from .index import Hit, RetrievalSettings, Retriever
+from .pricing import PriceBook, load_pricing
+
+
+class RagPrompt(Strict):
+    system: str
+    user: str
+    passage: str
+    max_output_tokens: int = 400
+
+
+class Prompts(Strict):
+    rag: RagPrompt
+
+
+def load_prompts(path: Path | str | None = None) -> Prompts:
+    return load_model(Prompts, Path(path) if path else config_path("prompts.yaml"))
+
+
+@dataclass
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    heading_path: str
+    score: float
+    relevance: float
+    text: str
+    used: bool          # quoted or cited by the answer
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation]
+    latency_ms: dict[str, float]
+    prompt_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    cost_note: str
+    provider: str
+    offline: bool
+    model: str
+    mode: str
+    best_relevance: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_messages(prompts: Prompts, question: str, hits: list[Hit]) -> list[dict[str, str]]:
+    passages = [prompts.rag.passage.format(n=i, title=h.title, heading=f" - {h.heading_path}" if h.heading_path else "",
+                                           text=h.text) for i, h in enumerate(hits, 1)]
+    return [{"role": "system", "content": prompts.rag.system},
+            {"role": "user", "content": prompts.rag.user.format(context="\n\n".join(passages), question=question)}]
+
+
+def context_window_of(model: str, book: PriceBook, fallback: int | None) -> int | None:
+    try:
+        return book.model(model).context_window
+    except WorkbenchError:
+        return fallback
+
+
+def check_context(messages: list[dict[str, str]], model: str, window: int | None, max_output: int) -> int:
+    """Prompt tokens; refuses a request whose prompt plus answer would overflow the context window."""
+    prompt_tokens = tokens.count_messages(messages, model)
+    if window is not None and prompt_tokens + max_output > window:
+        raise WorkbenchError(f"the retrieved context would overflow {model}'s context window of {window:,} tokens "
+                             f"by {prompt_tokens + max_output - window:,} (prompt {prompt_tokens:,} + answer "
+                             f"{max_output:,}); lower top_k or the chunk size")
+    return prompt_tokens
+
+
+def _price(book: PriceBook, model: str) -> tuple[float, float] | None:
+    try:
+        m = book.model(model)
+    except WorkbenchError:
+        return None
+    return m.input, m.output
+
+
+def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSettings,
+        prompts: Prompts | None = None, book: PriceBook | None = None, context_window: int | None = None) -> Answer:
+    """Retrieve passages for a question and answer from them with the configured chat provider."""
+    question = question.strip()
+    if not question:
+        raise WorkbenchError("ask a question", field="question")
+    prompts = prompts or load_prompts()
+    book = book or load_pricing()
+    retrieval = retriever.search(question, settings)
+    hits = retrieval.hits
+    embedder = retriever.embedder
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    used: set[int] = set()
+    if hasattr(chat, "complete"):
+        messages = build_messages(prompts, question, hits)
+        window = context_window_of(chat.model_id, book, context_window)
+        prompt_tokens = check_context(messages, chat.model_id, window, prompts.rag.max_output_tokens)
+        result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens)
+        text, abstained = result.text.strip(), False
+        prompt_tokens = result.prompt_tokens or prompt_tokens
+        output_tokens = result.completion_tokens or tokens.count(text, chat.model_id)
+        used = {n for n in range(1, len(hits) + 1) if f"[{n}]" in text}
+        price = _price(book, chat.model_id)
+        if price:
+            cost = (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6
+            cost_note = f"{chat.model_id} at ${price[0]}/{price[1]} per 1M tokens in/out"
+        else:
+            cost, cost_note = None, f"no price for {chat.model_id}; add it as a custom price on the Estimate page"
+        model = result.model
+    else:
+        coverage, missing = retriever.coverage(question, hits)
+        extracted = chat.answer(question, [h.text for h in hits], [h.relevance for h in hits], embedder,
+                                settings.min_relevance, coverage, missing, settings.min_coverage)
+        text, abstained = extracted.text, extracted.abstained
+        if extracted.passage is not None:
+            used = {extracted.passage + 1}
+            text = f"{text} [{extracted.passage + 1}]"
+        prompt_tokens = tokens.count_messages(build_messages(prompts, question, hits))
+        output_tokens = tokens.count(text)
+        cost, cost_note = 0.0, "offline stand-in running locally: no token charges"
+        model = chat.model_id
+        notes.append("Answered by the extractive answerer, an offline stand-in that quotes a sentence; "
+                     "it is not an LLM.")
+    generate_ms = (time.perf_counter() - t0) * 1000
+    emb_price = None if embedder.offline else _embedding_price(book, embedder.model_id)
+    if emb_price is not None and cost is not None:
+        cost += tokens.count(question, embedder.model_id) * emb_price / 1e6
+    citations = [Citation(n=i, doc_id=h.doc_id, title=h.title, heading_path=h.heading_path, score=h.score,
+                          relevance=h.relevance, text=h.text, used=i in used) for i, h in enumerate(hits, 1)]
+    return Answer(question=question, text=text, abstained=abstained, citations=citations,
+                  latency_ms={"embed query": retrieval.embed_ms, "search": retrieval.search_ms,
+                              "generate": generate_ms,
+                              "total": retrieval.embed_ms + retrieval.search_ms + generate_ms},
+                  prompt_tokens=prompt_tokens, output_tokens=output_tokens, cost_usd=cost, cost_note=cost_note,
+                  provider=chat.label, offline=chat.offline, model=model, mode=retrieval.mode,
+                  best_relevance=retrieval.best_relevance, notes=notes)
+
+
+def _embedding_price(book: PriceBook, model: str) -> float | None:
+    try:
+        return book.embedding(model).price
+    except WorkbenchError:
+        return None

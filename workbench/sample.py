@@ -1,0 +1,33 @@
+"""The bundled sample workspace: documentation of a fictional product and question/answer pairs about it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import corpus
+from .workspace import DEFAULT_WORKSPACE, Workspace, open_workspace
+
+SAMPLE_DIR = Path(__file__).parent / "data" / "sample"
+
+
+def sample_files() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """(documents, question/answer files) shipped with the package."""
+    docs = corpus.load_corpus_path(SAMPLE_DIR / "docs")
+    qa = SAMPLE_DIR / "qa.jsonl"
+    return docs, ([(qa.name, qa.read_bytes())] if qa.exists() else [])
+
+
+def ensure_sample(ws: Workspace) -> bool:
+    """Load the sample into a workspace that has never had an upload; returns True if it did."""
+    if corpus.uploads(ws):
+        return False
+    docs, qa = sample_files()
+    corpus.ingest(ws, docs, kind="documents")
+    if qa:
+        corpus.ingest(ws, qa, kind="qa")
+    return True
+
+
+def open_sample() -> Workspace:
+    ws = open_workspace(DEFAULT_WORKSPACE, create=True)
+    ensure_sample(ws)
+    return ws
