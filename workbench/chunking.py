@@ -22,7 +22,7 @@ STRATEGY_LABELS = {"fixed": "Fixed token windows with overlap", "sentences": "Se
 
 class ChunkSettings(Strict):
     strategy: Strategy = "headings"
-    max_tokens: Annotated[int, Field(ge=16, le=8192)] = 200
+    max_tokens: Annotated[int, Field(ge=4, le=8192)] = 200
     overlap_tokens: Annotated[int, Field(ge=0, le=4096)] = 30
 
     @model_validator(mode="after")

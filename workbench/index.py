@@ -169,9 +169,10 @@ def index_is_stale(ws: Workspace) -> bool:
         return True
     with ws.db() as db:
         latest = db.execute("SELECT MAX(added_at) FROM documents").fetchone()[0] or 0
+        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         indexed = {r[0] for r in db.execute("SELECT DISTINCT doc_id FROM chunks")}
         present = {r[0] for r in db.execute("SELECT doc_id FROM documents")}
-    return latest > meta["built_at"] or indexed != present
+    return latest > meta["built_at"] or chunks != meta["chunks"] or indexed != present
 
 
 @dataclass

@@ -95,10 +95,14 @@ def decode_text(data: bytes, name: str) -> tuple[str | None, Problem | None]:
         return None, Problem(name, "binary data, not text (or an encoding that cannot be recognised)")
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         return None, Problem(name, "could not recognise the text encoding")
-    return str(best), Problem(name, f"not UTF-8; read as {best.encoding}", level="info")
+    # Short Western text often fits several code pages equally well; prefer the common Windows-1252 on a tie.
+    tied = [m for m in matches if m.chaos <= best.chaos and m.encoding == "cp1252"]
+    chosen = tied[0] if tied else best
+    return str(chosen), Problem(name, f"not UTF-8; read as {chosen.encoding}", level="info")
 
 
 def _mostly_control(sample: bytes) -> bool:
