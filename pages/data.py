@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from pydantic import ValidationError
 import streamlit as st
 
 from workbench import charts, corpus, parsing
@@ -120,8 +121,8 @@ with tab_chunks:
         overlap = c4.number_input("Overlap", 0, 4096, 30, step=10, key="data_inspect_overlap")
         try:
             settings = ChunkSettings(strategy=strategy, max_tokens=max_tokens, overlap_tokens=overlap)
-        except ValueError as exc:
-            st.error(str(exc).splitlines()[-1])
+        except ValidationError as exc:
+            st.error(exc.errors()[0]["msg"].removeprefix("Value error, "))
         else:
             full = {d["doc_id"]: d for d in corpus.documents(ws, with_text=True)}
             doc = full[doc_id]

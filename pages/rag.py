@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+from pydantic import ValidationError
 import streamlit as st
 
 from workbench import charts, corpus, index, providers, rag
@@ -73,7 +74,9 @@ with st.container(border=True):
                        f"{report.embedded} embedded, {report.reused} reused from the cache.")
             settings = index.load_settings(ws)
             meta = index.index_meta(ws)
-        except (WorkbenchError, ValueError) as exc:
+        except ValidationError as exc:
+            st.error(exc.errors()[0]["msg"].removeprefix("Value error, "))
+        except WorkbenchError as exc:
             st.error(str(exc))
 
 if not meta:

@@ -159,3 +159,34 @@ def test_tokens_command(tmp_path):
     bad.write_text('{"messages":[]}\n{"text": 1}\n')
     result = CliRunner().invoke(main, ["tokens", "--chat", str(bad)])
     assert result.exit_code == 1 and f"{bad}, line 2: expected a JSON object with a 'messages' list" in result.output
+
+
+def test_ingest_index_ask(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "invoicing.md").write_text("# Invoicing\n\nNew invoices are due 30 days after the issue date.\n")
+    (docs / "empty.txt").write_text("")
+    (docs / "notes.py").write_text("print('not a document')")
+    result = run("ingest", str(docs), "--workspace", "cli")
+    assert result.exit_code == 0, result.output
+    assert "added      invoicing.md" in result.output
+    assert "rejected   empty.txt: the file is empty" in result.output
+    assert "cli: 1 documents" in result.output
+    result = run("index", "--workspace", "cli", "--chunking", "sentences", "--max-tokens", "100")
+    assert "indexed 1 documents as 1 chunks" in result.output and "1 embedded, 0 reused" in result.output
+    result = run("ask", "When are new invoices due?", "--workspace", "cli", "--json")
+    data = json.loads(result.output)
+    assert "30 days" in data["text"] and data["citations"][0]["doc_id"] == "invoicing.md"
+    assert data["provider"].startswith("Extractive answerer (offline stand-in")
+    text = run("ask", "When are new invoices due?", "--workspace", "cli").output
+    assert "*[1] invoicing.md" in text and "latency" in text
+
+
+def test_ingest_corpus_jsonl_and_qa(tmp_path):
+    corpus_file = tmp_path / "corpus.jsonl"
+    corpus_file.write_text('{"id": "a", "title": "A", "text": "Alpha"}\n{"id": "b", "title": "B", "text": "Beta"}\n')
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "What is a?", "answer": "Alpha", "doc_ids": ["a"]}\n')
+    assert "added      a" in run("ingest", str(corpus_file), "--workspace", "c2").output
+    out = run("ingest", str(qa), "--qa", "--workspace", "c2").output
+    assert "pairs      1 question/answer pairs" in out and "c2: 2 documents" in out

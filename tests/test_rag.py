@@ -201,3 +201,17 @@ def test_context_window_guard(openai_server, openai_providers, tmp_path, monkeyp
     msg = str(err.value)
     assert "overflow tiny-llm's context window of 150 tokens by" in msg and "lower top_k" in msg
     assert not any(r["path"] == "/v1/chat/completions" for r in openai_server.requests)  # refused before sending
+
+
+def test_optional_sentence_transformers_embedder_explains_what_it_needs(tmp_path, monkeypatch):
+    path = tmp_path / "p.yaml"
+    path.write_text("embedder: {provider: sentence-transformers, model: bge-base-en-v1.5}\n")
+    monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
+    with pytest.raises(WorkbenchError, match="needs a local model folder .* nothing is downloaded"):
+        providers.get_embedder()
+    path.write_text(f"embedder: {{provider: sentence-transformers, model: '{tmp_path}'}}\n")
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        with pytest.raises(WorkbenchError, match='pip install "workbench\\[torch\\]"'):
+            providers.get_embedder()

@@ -254,11 +254,13 @@ class Retriever:
         n = len(self.rows)
         allowed = set(settings.doc_ids)
         depth = n if allowed else min(n, max(50, settings.top_k * 10))
-        dense_scores, dense_ids = self.index.search(query, depth)
-        dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
+        dense: list[tuple[int, float]] = []
+        if settings.mode != "bm25":
+            dense_scores, dense_ids = self.index.search(query, depth)
+            dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
         tokens = self._bm25s.tokenize([question], stopwords="en", show_progress=False)
         lexical: list[tuple[int, float]] = []
-        if tokens.vocab:
+        if settings.mode != "dense" and tokens.vocab:
             docs, scores = self.bm25.retrieve(tokens, k=min(n, depth), show_progress=False)
             lexical = [(int(i), float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
         if allowed:

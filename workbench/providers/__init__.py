@@ -34,6 +34,9 @@ CATALOGUE: dict[str, dict[str, ProviderInfo]] = {
     "embedder": {
         "local": ProviderInfo("embedder", "local", "all-MiniLM-L6-v2 int8, local (offline default)", True),
         "openai": ProviderInfo("embedder", "openai", "OpenAI-compatible embeddings", False),
+        "sentence-transformers": ProviderInfo("embedder", "sentence-transformers",
+                                              "sentence-transformers model from a local folder (optional, torch)",
+                                              True),
     },
     "chat": {
         "extractive": ProviderInfo("chat", "extractive",
@@ -132,6 +135,9 @@ def get_embedder(cfg: ProvidersConfig | None = None) -> Any:
     if name == "openai":
         from .openai import OpenAIEmbedder
         return OpenAIEmbedder(cfg.openai, cfg.embedder.model or "text-embedding-3-small")
+    if name == "sentence-transformers":
+        from .sentence_transformers import SentenceTransformersEmbedder
+        return SentenceTransformersEmbedder(cfg.embedder.model)
     raise WorkbenchError(f"unknown embedder provider '{name}'; expected one of: {', '.join(CATALOGUE['embedder'])}",
                          field="embedder.provider")
 
