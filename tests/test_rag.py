@@ -1,5 +1,4 @@
 """Indexing, retrieval and answering: offline defaults on the sample, and the OpenAI path on the local server."""
-import numpy as np
 import pytest
 
 from workbench import corpus, index, providers, rag, sample, workspace
@@ -19,22 +18,14 @@ def sample_index(tmp_path_factory):
     return ws, index.Retriever(ws, embedder), report
 
 
-def _recall_mrr(retriever, pairs, mode, k=5):
-    settings = index.RetrievalSettings(top_k=k, mode=mode)
-    recall, mrr = [], []
-    for p in pairs:
-        docs = [h.doc_id for h in retriever.search(p.question, settings).hits]
-        ranks = [i for i, d in enumerate(docs, 1) if d in p.doc_ids]
-        recall.append(1.0 if ranks else 0.0)
-        mrr.append(1.0 / ranks[0] if ranks else 0.0)
-    return float(np.mean(recall)), float(np.mean(mrr))
-
-
 def test_hybrid_recall_at_5_is_at_least_bm25_on_the_sample(sample_index):
     ws, retriever, report = sample_index
     assert report.chunks > 100 and report.embedded == report.chunks and not report.approximate
     pairs = [p for p in corpus.qa_pairs(ws) if p.answer and p.doc_ids]
-    figures = {mode: _recall_mrr(retriever, pairs, mode) for mode in ("bm25", "dense", "hybrid")}
+    figures = {}
+    for mode in ("bm25", "dense", "hybrid"):
+        q = index.retrieval_quality(retriever, pairs, index.RetrievalSettings(top_k=5, mode=mode))
+        figures[mode] = (q["recall"], q["mrr"])
     print("\nrecall@5 / MRR on the sample (%d questions): %s" % (
         len(pairs), ", ".join(f"{m} {r:.3f} / {q:.3f}" for m, (r, q) in figures.items())))
     assert figures["hybrid"][0] >= figures["bm25"][0]
@@ -215,3 +206,18 @@ def test_optional_sentence_transformers_embedder_explains_what_it_needs(tmp_path
     except ImportError:
         with pytest.raises(WorkbenchError, match='pip install "workbench\\[torch\\]"'):
             providers.get_embedder()
+
+
+def test_retrieval_quality_worked_by_hand():
+    from workbench.parsing import QAPair
+
+    class Stub:  # ranks documents in a fixed order, whatever the question
+        def search(self, question, settings):
+            order = {"q1": ["a", "b"], "q2": ["c", "a"], "q3": ["c", "c"]}[question]
+            return index.Retrieval([index.Hit(0, d, "", "", "", 0, 0.0, 0.0, r) for r, d in enumerate(order, 1)],
+                                   0, 0, "hybrid")
+
+    pairs = [QAPair("q1", "x", ["a"]), QAPair("q2", "x", ["a"]), QAPair("q3", "x", ["a"])]
+    q = index.retrieval_quality(Stub(), pairs, index.RetrievalSettings(top_k=2))
+    # Found at rank 1, rank 2, not found: recall 2/3, MRR (1 + 1/2 + 0) / 3 = 0.5.
+    assert q == {"recall": pytest.approx(2 / 3), "mrr": pytest.approx(0.5), "questions": 3}

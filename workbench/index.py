@@ -292,3 +292,15 @@ class Retriever:
 
 def hit_dict(hit: Hit) -> dict[str, Any]:
     return asdict(hit)
+
+
+def retrieval_quality(retriever: Retriever, pairs: list[Any], settings: RetrievalSettings) -> dict[str, float]:
+    """Document-level recall@top_k and MRR over question/answer pairs that name their gold documents."""
+    recall, mrr = [], []
+    for p in pairs:
+        docs = [h.doc_id for h in retriever.search(p.question, settings).hits]
+        ranks = [i for i, d in enumerate(docs, 1) if d in p.doc_ids]
+        recall.append(1.0 if ranks else 0.0)
+        mrr.append(1.0 / ranks[0] if ranks else 0.0)
+    n = max(1, len(recall))
+    return {"recall": sum(recall) / n, "mrr": sum(mrr) / n, "questions": len(recall)}

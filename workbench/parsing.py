@@ -183,22 +183,27 @@ def _stem(name: str) -> str:
     return PurePosixPath(name).stem
 
 
+def _refuse(name: str, data: bytes, formats: tuple[str, ...], what: str, limits: Limits) -> Problem | None:
+    """The problem that stops a file before parsing: wrong type, too large, or empty."""
+    suffix = PurePosixPath(name.lower()).suffix
+    if suffix not in formats:
+        return Problem(name, f"unsupported file type{what} '{suffix or '(none)'}'; accepted: {', '.join(formats)}")
+    if len(data) > limits.max_file_bytes:
+        return Problem(name, f"too large ({len(data) / 1e6:.1f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB)")
+    if not data.strip():
+        return Problem(name, "the file is empty")
+    return None
+
+
 def parse_document_file(name: str, data: bytes, limits: Limits = Limits(), text_column: str | None = None,
                         _depth: int = 0) -> Parsed:
     """Documents in one uploaded file (a .csv or .jsonl holds one per row; a .zip holds files)."""
     out = Parsed()
+    refused = _refuse(name, data, DOC_FORMATS, "", limits)
+    if refused:
+        out.problems.append(refused)
+        return out
     suffix = PurePosixPath(name.lower()).suffix
-    if suffix not in DOC_FORMATS:
-        out.problems.append(Problem(name, f"unsupported file type '{suffix or '(none)'}'; "
-                                          f"accepted: {', '.join(DOC_FORMATS)}"))
-        return out
-    if len(data) > limits.max_file_bytes:
-        out.problems.append(Problem(name, f"too large ({len(data) / 1e6:.1f} MB; the limit is "
-                                          f"{limits.max_file_bytes / 1e6:.0f} MB)"))
-        return out
-    if not data.strip():
-        out.problems.append(Problem(name, "the file is empty"))
-        return out
     if suffix == ".zip":
         if _depth:
             out.problems.append(Problem(name, "a zip inside a zip is not opened"))
@@ -435,14 +440,11 @@ def parse_qa_file(name: str, data: bytes, limits: Limits = Limits()) -> Parsed:
     """Question/answer pairs from .csv (question, answer, optional doc_id(s)/context/system) or .jsonl
     (question/answer objects, or OpenAI chat examples)."""
     out = Parsed()
+    refused = _refuse(name, data, QA_FORMATS, " for question/answer pairs", limits)
+    if refused:
+        out.problems.append(refused)
+        return out
     suffix = PurePosixPath(name.lower()).suffix
-    if suffix not in QA_FORMATS:
-        out.problems.append(Problem(name, f"unsupported file type for question/answer pairs '{suffix}'; "
-                                          f"accepted: {', '.join(QA_FORMATS)}"))
-        return out
-    if len(data) > limits.max_file_bytes:
-        out.problems.append(Problem(name, f"too large ({len(data) / 1e6:.1f} MB)"))
-        return out
     text, problem = decode_text(data, name)
     if problem:
         out.problems.append(problem)

@@ -117,12 +117,6 @@ def test_retrieval_quality_on_the_sample(tmp_path):
     pairs = [p for p in corpus.qa_pairs(ws) if p.answer and p.doc_ids]
     print(f"\n{len(pairs)} answerable sample questions, doc-level recall@5 and MRR (top 5 chunks):")
     for mode, rrf_k in (("bm25", 10), ("dense", 10), ("hybrid", 10), ("hybrid", 60)):
-        settings = index.RetrievalSettings(top_k=5, mode=mode, rrf_k=rrf_k)
-        recall, mrr = [], []
-        for p in pairs:
-            docs = [h.doc_id for h in retriever.search(p.question, settings).hits]
-            ranks = [i for i, d in enumerate(docs, 1) if d in p.doc_ids]
-            recall.append(1.0 if ranks else 0.0)
-            mrr.append(1.0 / ranks[0] if ranks else 0.0)
+        q = index.retrieval_quality(retriever, pairs, index.RetrievalSettings(top_k=5, mode=mode, rrf_k=rrf_k))
         label = f"hybrid (RRF k={rrf_k})" if mode == "hybrid" else mode
-        print(f"  {label:<18} recall@5 {np.mean(recall):.3f}  MRR {np.mean(mrr):.3f}")
+        print(f"  {label:<18} recall@5 {q['recall']:.3f}  MRR {q['mrr']:.3f}")

@@ -59,20 +59,16 @@ def explain(exc: Exception, what: str) -> WorkbenchError:
     return WorkbenchError(msg)
 
 
-class OpenAIEmbedder:
-    """Embeddings from /v1/embeddings, in batches, with token usage recorded."""
+class _Backend:
+    """A model behind an OpenAI-compatible server; the client is made on first use."""
 
     name = "openai"
     offline = False
 
-    def __init__(self, settings: OpenAISettings, model: str, batch_size: int = 128, dimensions: int | None = None):
+    def __init__(self, settings: OpenAISettings, model: str):
         self.settings = settings
         self.model_id = model
         self.label = f"{model} (OpenAI-compatible)"
-        self.batch_size = batch_size
-        self.requested_dimensions = dimensions
-        self.dimensions = dimensions or 0
-        self.usage_tokens = 0
         self._client = None
 
     @property
@@ -80,6 +76,17 @@ class OpenAIEmbedder:
         if self._client is None:
             self._client = make_client(self.settings)
         return self._client
+
+
+class OpenAIEmbedder(_Backend):
+    """Embeddings from /v1/embeddings, in batches, with token usage recorded."""
+
+    def __init__(self, settings: OpenAISettings, model: str, batch_size: int = 128, dimensions: int | None = None):
+        super().__init__(settings, model)
+        self.batch_size = batch_size
+        self.requested_dimensions = dimensions
+        self.dimensions = dimensions or 0
+        self.usage_tokens = 0
 
     def embed(self, texts: list[str]) -> np.ndarray:
         import openai
@@ -111,23 +118,8 @@ class OpenAIEmbedder:
         return out / np.maximum(norms, 1e-12)
 
 
-class OpenAIChat:
+class OpenAIChat(_Backend):
     """A chat model behind /v1/chat/completions."""
-
-    name = "openai"
-    offline = False
-
-    def __init__(self, settings: OpenAISettings, model: str):
-        self.settings = settings
-        self.model_id = model
-        self.label = f"{model} (OpenAI-compatible)"
-        self._client = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(self.settings)
-        return self._client
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int = 512) -> ChatResult:
         import openai
