@@ -70,8 +70,10 @@ with st.container(border=True):
             report = index.build_index(ws, embedder, settings.index.model_copy(update={"chunking": chunk_settings}),
                                        progress=progress)
             bar.empty()
+            cost = ("" if not report.embed_tokens else f" {report.embed_tokens:,} tokens embedded, cost "
+                    + ("unknown (no price)" if report.embed_cost_usd is None else f"${report.embed_cost_usd:.6f}") + ".")
             st.success(f"Indexed {report.documents} documents as {report.chunks} chunks in {report.seconds:.1f} s: "
-                       f"{report.embedded} embedded, {report.reused} reused from the cache.")
+                       f"{report.embedded} embedded, {report.reused} reused from the cache.{cost}")
             settings = index.load_settings(ws)
             meta = index.index_meta(ws)
         except ValidationError as exc:

@@ -118,6 +118,7 @@ def test_openai_embeddings_and_chat_end_to_end(openai_server, openai_providers):
     ws = _small_workspace()
     report = index.build_index(ws, embedder)
     assert report.embedded == 2 and report.embed_tokens > 0
+    assert report.embed_cost_usd == pytest.approx(report.embed_tokens * 0.02 / 1e6)  # text-embedding-3-small
     answer = rag.ask("When are invoices due?", index.Retriever(ws, embedder), chat, index.RetrievalSettings(top_k=2))
     assert answer.text and not answer.offline and answer.model == "gpt-4o-mini"
     # gpt-4o-mini at $0.15 / $0.60 per 1M, plus the query embedding at $0.02 per 1M.

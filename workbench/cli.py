@@ -175,9 +175,11 @@ def index_cmd(ws_name: str, chunking: str | None, max_tokens: int | None, overla
     embedder = providers.get_embedder()
     report = index.build_index(ws, embedder, settings.index.model_copy(update={"chunking": chunk_settings}),
                                progress=lambda done, total, what: click.echo(f"  {what}", err=True))
+    cost = "unknown (no price for the model)" if report.embed_cost_usd is None else f"${report.embed_cost_usd:.6f}"
     click.echo(f"indexed {report.documents} documents as {report.chunks} chunks with {report.embedder}: "
                f"{report.embedded} embedded, {report.reused} reused from cache, {report.seconds:.1f} s"
-               + (" (approximate HNSW index)" if report.approximate else ""))
+               + (" (approximate HNSW index)" if report.approximate else "")
+               + (f"; {report.embed_tokens:,} tokens embedded, cost {cost}" if report.embed_tokens else ""))
 
 
 @main.command()

@@ -82,6 +82,7 @@ class IndexReport:
     approximate: bool
     embedder: str
     embed_tokens: int = 0
+    embed_cost_usd: float | None = 0.0     # None when the embedding model has no known price
 
 
 def _model_key(embedder: Any) -> str:
@@ -151,10 +152,22 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
     atomic_write_text(ws.file(f"{INDEX_DIR}/meta.json"), json.dumps(meta, indent=2))
     current = load_settings(ws)
     save_settings(ws, current.model_copy(update={"index": settings}))
+    used_tokens = getattr(embedder, "usage_tokens", 0) - tokens_before
     return IndexReport(documents=meta["documents"], chunks=len(chunks), embedded=len(missing),
                        reused=len(set(hashes)) - len(missing), seconds=time.perf_counter() - started,
-                       approximate=approximate, embedder=embedder.label,
-                       embed_tokens=getattr(embedder, "usage_tokens", 0) - tokens_before)
+                       approximate=approximate, embedder=embedder.label, embed_tokens=used_tokens,
+                       embed_cost_usd=_embedding_cost(embedder, used_tokens))
+
+
+def _embedding_cost(embedder: Any, used_tokens: int) -> float | None:
+    if embedder.offline:
+        return 0.0
+    from .pricing import load_pricing
+
+    try:
+        return used_tokens * load_pricing().embedding(embedder.model_id).price / 1e6
+    except WorkbenchError:
+        return None
 
 
 def index_meta(ws: Workspace) -> dict[str, Any] | None:
