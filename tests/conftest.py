@@ -32,8 +32,15 @@ def app_test(monkeypatch):
     monkeypatch.setattr(app_test_module, "PagesManager", NavigationPagesManager)
     monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
 
-    def make() -> AppTest:
-        return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    def make(workspace: str | None = None) -> AppTest:
+        """The app, opened on the sample workspace or on the named (empty, created) one."""
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        if workspace:
+            from workbench.workspace import open_workspace
+
+            open_workspace(workspace, create=True)
+            at.session_state["workspace_select"] = workspace
+        return at
 
     return make
 

@@ -7,7 +7,7 @@ from workbench import decision, pricing, scenario, workspace
 @pytest.fixture
 def estimate_page(app_test):
     def open_page():
-        at = app_test().run()
+        at = app_test("blank").run()  # an empty workspace: the configured defaults, nothing measured
         at.switch_page("pages/estimate.py").run()
         assert not at.exception
         return at
@@ -37,7 +37,7 @@ def test_moving_a_slider_updates_the_estimate_and_is_kept(estimate_page):
     at.slider(key="est:rag.top_k").set_value(8).run()
     # Inference: 100k x ((200 + 8 x 512) x $0.15 + 150 x $0.60)/1M = $73.44; plus $0.10 + $0.004 + $36.50.
     assert summary(at)["RAG"]["monthly"] == pytest.approx(73.44 + 0.10 + 0.004 + 36.50)
-    saved = workspace.open_workspace("sample").get_state("estimate_working")
+    saved = workspace.open_workspace("blank").get_state("estimate_working")
     assert saved["rag"]["top_k"] == 8
     # Going to another page and back keeps the inputs.
     at.switch_page("pages/decide.py").run()
@@ -46,15 +46,29 @@ def test_moving_a_slider_updates_the_estimate_and_is_kept(estimate_page):
 
 
 def test_prefilled_from_decide_answers(app_test):
-    ws = workspace.open_workspace("sample", create=True)
+    ws = workspace.open_workspace("blank", create=True)
     cfg = decision.load_decision_config()
     answers = {"query_volume": "high", "training_examples": "thousands"}
     decision.save_decision(ws, answers, decision.recommend(cfg, answers))
-    at = app_test().run()
+    at = app_test("blank").run()
     at.switch_page("pages/estimate.py").run()
     assert at.number_input(key="est:queries_per_month").value == 2_000_000
     assert at.number_input(key="est:fine_tuning.training_examples").value == 3000
     assert any("query_volume = high" in c.value for c in at.caption)
+
+
+def test_prefilled_from_the_sample_data(app_test):
+    from workbench import corpus, sample
+
+    ws = sample.open_sample()
+    stats = corpus.data_stats(ws)
+    at = app_test().run()
+    at.switch_page("pages/estimate.py").run()
+    # Measured on the workspace: the answered pairs and their size as chat examples, the corpus tokens.
+    assert at.number_input(key="est:fine_tuning.training_examples").value == stats.training_examples == 245
+    assert at.number_input(key="est:fine_tuning.tokens_per_example").value == stats.tokens_per_example
+    assert at.number_input(key="est:rag.corpus_tokens").value == stats.corpus_tokens
+    assert any(c.value.startswith("measured on the workspace data") for c in at.caption)
 
 
 def test_save_and_compare_scenarios(estimate_page):
@@ -64,7 +78,7 @@ def test_save_and_compare_scenarios(estimate_page):
     at.text_input(key="est:name").set_value("Scale")
     at.number_input(key="est:queries_per_month").set_value(5_000_000).run()
     next(b for b in at.button if b.label == "Save scenario").click().run()
-    ws = workspace.open_workspace("sample")
+    ws = workspace.open_workspace("blank")
     assert sorted(scenario.saved_scenarios(ws)) == ["Pilot", "Scale"]
     at.selectbox(key="est_cmp_left").set_value("Pilot")
     at.selectbox(key="est_cmp_right").set_value("Scale").run()
@@ -86,7 +100,7 @@ def test_custom_price_then_use_it(estimate_page):
     next(n for n in at.number_input if n.label == "Output price").set_value(2.0)
     next(b for b in at.button if b.label == "Save price").click().run()
     assert not at.exception
-    ws = workspace.open_workspace("sample")
+    ws = workspace.open_workspace("blank")
     assert pricing.saved_custom_prices(ws)["models"][0]["id"] == "our-llm"
     at.selectbox(key="est:rag.model").set_value("our-llm").run()
     # 100k x (2,248 x $1 + 150 x $2)/1M = $254.80 of inference.
@@ -94,10 +108,10 @@ def test_custom_price_then_use_it(estimate_page):
 
 
 def test_unknown_model_is_explained_not_a_crash(app_test):
-    ws = workspace.open_workspace("sample", create=True)
+    ws = workspace.open_workspace("blank", create=True)
     s = scenario.default_scenario().model_copy(update={"rag": scenario.RagScenario(model="mystery-llm")})
     ws.set_state("estimate_working", s.model_dump(mode="json", exclude_none=True))
-    at = app_test().run()
+    at = app_test("blank").run()
     at.switch_page("pages/estimate.py").run()
     assert not at.exception
     assert any("no price for model 'mystery-llm'" in e.value for e in at.error)
