@@ -410,44 +410,54 @@ def _months_between(start: dt.date, day: dt.date) -> float:
     return (day - start).days / (365.25 / 12)
 
 
+def _when(start: dt.date, day: dt.date) -> tuple[str, float]:
+    months = _months_between(start, day)
+    if months <= 0:
+        return f"on {day.isoformat()} (already past)", months
+    return f"on {day.isoformat()} (in {months:.1f} months)", months
+
+
+def fine_tuning_lifecycle(model: ModelPrice, start: dt.date, horizon_months: float | None = None,
+                          retrains_per_year: float = 0, option: str = "fine_tuning") -> list[Caution]:
+    """Cautions about fine-tuning a model: closed or closing to new jobs, fine-tuned models shutting down."""
+    ftp = model.fine_tuning
+    if ftp is None:
+        return [Caution("error", option, f"{model.id} cannot be fine-tuned (no fine-tuning price); "
+                                         "choose a fine-tunable model")]
+    out = []
+    if ftp.new_jobs_end:
+        text, months = _when(start, ftp.new_jobs_end)
+        if months <= 0:
+            out.append(Caution("error", option, f"Fine-tuning {model.id} closed to new jobs {text}; "
+                                                "no training or retraining is possible with this provider"))
+        else:
+            extra = ""
+            if horizon_months and retrains_per_year:
+                before = math.floor(min(months, horizon_months) * retrains_per_year / 12)
+                planned = math.floor(horizon_months * retrains_per_year / 12)
+                if planned > before:
+                    extra = f"; {planned - before} of the {planned} planned retrains fall after that date"
+            out.append(Caution("warning", option, f"No new fine-tuning jobs for {model.id} {text}{extra}. "
+                                                  "Plan another provider for the fine-tuning arm."))
+    if ftp.shutdown:
+        text, months = _when(start, ftp.shutdown)
+        if horizon_months is None or months <= horizon_months:
+            inside = f", inside the {horizon_months:g}-month horizon" if horizon_months else ""
+            out.append(Caution("error" if months <= 0 else "warning", option,
+                               f"Fine-tuned {model.id} models stop serving {text}{inside}"))
+    return out
+
+
 def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> list[Caution]:
     """Risky choices: lifecycle dates, context overflow, too few or too long training examples."""
-    out: list[Caution] = []
     book = book.with_custom(s.custom_prices, source="custom_prices")
     start, end_months = s.start(), s.months
     ft_model = book.model(s.fine_tuning.model)
     rag_model = book.model(s.rag.model)
     ft_arms = "fine_tuning"
     ftp = ft_model.fine_tuning
-
-    def when(day: dt.date) -> tuple[str, float]:
-        months = _months_between(start, day)
-        if months <= 0:
-            return f"on {day.isoformat()} (already past)", months
-        return f"on {day.isoformat()} (in {months:.1f} months)", months
-
-    if ftp is None:
-        out.append(Caution("error", ft_arms, f"{ft_model.id} cannot be fine-tuned (no fine-tuning price); "
-                                              "choose a fine-tunable model"))
-    else:
-        if ftp.new_jobs_end:
-            text, months = when(ftp.new_jobs_end)
-            if months <= 0:
-                out.append(Caution("error", ft_arms, f"Fine-tuning {ft_model.id} closed to new jobs {text}; "
-                                                     "no training or retraining is possible with this provider"))
-            else:
-                retrains_before = math.floor(min(months, end_months) * s.fine_tuning.retrains_per_year / 12)
-                planned = math.floor(end_months * s.fine_tuning.retrains_per_year / 12)
-                extra = (f"; {planned - retrains_before} of the {planned} planned retrains fall after that date"
-                         if planned > retrains_before else "")
-                out.append(Caution("warning", ft_arms, f"No new fine-tuning jobs for {ft_model.id} {text}{extra}. "
-                                                       "Plan another provider for the fine-tuning arm."))
-        if ftp.shutdown:
-            text, months = when(ftp.shutdown)
-            level = "error" if months <= 0 else "warning"
-            if months <= end_months:
-                out.append(Caution(level, ft_arms, f"Fine-tuned {ft_model.id} models stop serving {text}, "
-                                                   f"inside the {end_months}-month horizon"))
+    out = fine_tuning_lifecycle(ft_model, start, end_months, s.fine_tuning.retrains_per_year)
+    if ftp is not None:
         limit = ftp.example_token_limit
         if s.fine_tuning.tokens_per_example > limit:
             out.append(Caution("warning", ft_arms, f"Examples of {s.fine_tuning.tokens_per_example:,.0f} tokens "
@@ -456,7 +466,7 @@ def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> l
     for model, arm in ((rag_model, "rag"), (ft_model, ft_arms)):
         for label, day in (("is deprecated", model.deprecation), ("shuts down", model.shutdown)):
             if day:
-                text, months = when(day)
+                text, months = _when(start, day)
                 if months <= end_months:
                     out.append(Caution("error" if months <= 0 and label == "shuts down" else "warning", arm,
                                        f"{model.id} {label} {text}"))

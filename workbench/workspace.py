@@ -81,7 +81,18 @@ def _m002_corpus(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus]
+def _m003_jobs(db: sqlite3.Connection) -> None:
+    db.executescript("""
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, provider TEXT NOT NULL, base_model TEXT NOT NULL,
+                           state TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+                           hyperparameters TEXT NOT NULL, training_file TEXT, validation_file TEXT,
+                           fine_tuned_model TEXT, trained_tokens INTEGER, error TEXT,
+                           metrics TEXT NOT NULL DEFAULT '[]', events TEXT NOT NULL DEFAULT '[]',
+                           split TEXT NOT NULL DEFAULT '{}', settings TEXT NOT NULL DEFAULT '{}');
+    """)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus, _m003_jobs]
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]] | None = None) -> list[str]:

@@ -154,3 +154,10 @@ def get_chat_model(cfg: ProvidersConfig | None = None) -> Any:
         return OpenAIChat(cfg.openai, cfg.chat.model or "gpt-4o-mini")
     raise WorkbenchError(f"unknown chat provider '{name}'; expected one of: {', '.join(CATALOGUE['chat'])}",
                          field="chat.provider")
+
+
+def get_fine_tuner(cfg: ProvidersConfig | None = None) -> Any:
+    """The hosted fine-tuning provider (OpenAI jobs API); the local trainer runs through workbench.finetune."""
+    cfg = cfg or load_providers_config()
+    from .openai import OpenAIFineTuner
+    return OpenAIFineTuner(cfg.openai)

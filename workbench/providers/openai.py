@@ -136,3 +136,70 @@ class OpenAIChat(_Backend):
             raise explain(exc, "answering") from None
         except (AttributeError, IndexError, TypeError, ValueError) as exc:
             raise explain(exc, "answering") from None
+
+
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class OpenAIFineTuner(_Backend):
+    """Fine-tuning jobs through the jobs API (OpenAI, or Azure OpenAI with base_url)."""
+
+    def __init__(self, settings: OpenAISettings, model: str = "gpt-4o-mini-2024-07-18"):
+        super().__init__(settings, model)
+        self.label = "OpenAI fine-tuning jobs"
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        import openai
+
+        try:
+            return fn(*args, **kwargs)
+        except openai.OpenAIError as exc:
+            raise explain(exc, what) from None
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise explain(exc, what) from None
+
+    def upload(self, name: str, data: bytes) -> str:
+        f = self._call("uploading the training file", self.client.files.create, file=(name, data),
+                       purpose="fine-tune")
+        return f.id
+
+    def create(self, model: str, training_file: str, validation_file: str | None, hyperparameters: dict[str, Any],
+               suffix: str | None = None, seed: int | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": model, "training_file": training_file}
+        if validation_file:
+            kwargs["validation_file"] = validation_file
+        hp = {k: v for k, v in hyperparameters.items() if v not in (None, "auto")}
+        if hp:
+            kwargs["method"] = {"type": "supervised", "supervised": {"hyperparameters": hp}}
+        if suffix:
+            kwargs["suffix"] = suffix
+        if seed is not None:
+            kwargs["seed"] = seed
+        job = self._call("creating the fine-tuning job", self.client.fine_tuning.jobs.create, **kwargs)
+        return self._job(job)
+
+    @staticmethod
+    def _job(job: Any) -> dict[str, Any]:
+        error = getattr(job, "error", None)
+        message = getattr(error, "message", None) if error else None
+        return {"id": job.id, "state": job.status, "fine_tuned_model": job.fine_tuned_model,
+                "trained_tokens": job.trained_tokens, "error": message}
+
+    def retrieve(self, job_id: str) -> dict[str, Any]:
+        return self._job(self._call("reading the job status", self.client.fine_tuning.jobs.retrieve, job_id))
+
+    def events(self, job_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        page = self._call("reading job events", self.client.fine_tuning.jobs.list_events, job_id, limit=limit)
+        return [{"created_at": e.created_at, "level": e.level, "message": e.message,
+                 "type": getattr(e, "type", None), "data": getattr(e, "data", None)} for e in page.data]
+
+    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+        page = self._call("reading checkpoints", self.client.fine_tuning.jobs.checkpoints.list, job_id)
+        out = []
+        for c in page.data:
+            metrics = c.metrics.model_dump() if getattr(c, "metrics", None) is not None else {}
+            out.append({"step": c.step_number, "model": c.fine_tuned_model_checkpoint, **metrics})
+        return sorted(out, key=lambda r: r["step"])
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._job(self._call("cancelling the job", self.client.fine_tuning.jobs.cancel, job_id))

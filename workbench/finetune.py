@@ -1,0 +1,321 @@
+"""The Fine-tune step: training data from the workspace, cost preview, jobs on a provider, trained models.
+
+A job is recorded in the workspace the moment it exists, and every status read is saved, so closing the
+app or a crash loses nothing: refreshing a job resumes from its id. The local trainer is an offline
+stand-in for a fine-tuned LLM and is named as such wherever it appears.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Literal
+
+from . import corpus, tokens
+from .costs import Caution, auto_epochs, fine_tuning_lifecycle
+from .errors import WorkbenchError
+from .exports import export
+from .pricing import PriceBook, load_pricing
+from .splits import Split, saved_split, sides
+from .training_data import DataReport, check, to_examples
+from .workspace import Workspace
+
+SETTINGS_KEY = "finetune_settings"
+BYO_KEY = "finetune_byo_models"
+LOCAL_LABEL = "Local trainer (offline stand-in for a fine-tuned LLM)"
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class FineTuneSettings:
+    system_prompt: str = "You answer questions about the product documentation briefly and exactly."
+    model: str = "gpt-4o-mini-2024-07-18"
+
+    @classmethod
+    def load(cls, ws: Workspace) -> FineTuneSettings:
+        return cls(**(ws.get_state(SETTINGS_KEY) or {}))
+
+    def save(self, ws: Workspace) -> None:
+        ws.set_state(SETTINGS_KEY, asdict(self))
+
+
+def training_examples(ws: Workspace, split: Split | None = None, side: Literal["train", "validation", "all"] = "train",
+                      settings: FineTuneSettings | None = None) -> list[dict[str, Any]]:
+    """Chat examples from the workspace's pairs: one side of the split, or all of them."""
+    settings = settings or FineTuneSettings.load(ws)
+    split = split or saved_split(ws)
+    if side == "all" or split is None:
+        pairs = corpus.qa_pairs(ws)
+    else:
+        train, validation = sides(ws, split)
+        pairs = train if side == "train" else validation
+    return to_examples(pairs, settings.system_prompt)
+
+
+def check_workspace(ws: Workspace, model: str | None = None, book: PriceBook | None = None) -> DataReport:
+    """Every check on the training side of the saved split (or on all pairs before a split is made)."""
+    settings = FineTuneSettings.load(ws)
+    model = model or settings.model
+    limit = _limit(model, book)
+    return check(training_examples(ws, settings=settings), model, limit)
+
+
+def _limit(model: str, book: PriceBook | None) -> int:
+    try:
+        ft = (book or load_pricing()).model(model).fine_tuning
+    except WorkbenchError:
+        return 65536
+    return ft.example_token_limit if ft else 65536
+
+
+@dataclass
+class CostPreview:
+    model: str
+    examples: int
+    epochs: int
+    epochs_rule: str
+    billed_tokens: int
+    training_cost_usd: float | None
+    price_note: str
+    cautions: list[Caution] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def preview(per_example_tokens: list[int], model: str, epochs: int | Literal["auto"] = "auto",
+            book: PriceBook | None = None, today: dt.date | None = None) -> CostPreview:
+    """Epochs, billed tokens and price of a training run, before any job starts, with lifecycle cautions."""
+    book = book or load_pricing()
+    price = book.model(model, field="model")
+    ft = price.fine_tuning
+    n = len(per_example_tokens)
+    if epochs == "auto":
+        n_epochs, rule = int(auto_epochs(n)), "auto: 3, fewer for large sets, more for small ones"
+    else:
+        n_epochs, rule = int(epochs), "chosen"
+    limit = ft.example_token_limit if ft else 65536
+    billed = sum(min(limit, t) for t in per_example_tokens) * n_epochs
+    if ft is None:
+        cost, note = None, f"{model} has no fine-tuning price"
+    elif ft.training is not None:
+        cost, note = billed * ft.training / 1e6, f"${ft.training}/1M training tokens"
+    elif ft.training_usd_per_hour and ft.training_tokens_per_s:
+        cost = billed / ft.training_tokens_per_s / 3600 * ft.training_usd_per_hour
+        note = f"{billed / ft.training_tokens_per_s / 3600:.2f} GPU hours at ${ft.training_usd_per_hour}/h"
+    else:
+        cost, note = None, f"no training price for {model}"
+    cautions = fine_tuning_lifecycle(price, today or dt.date.today())
+    if n < 10:
+        cautions.append(Caution("error", "fine_tuning", f"{n} training examples: at least 10 are needed"))
+    elif n < 50:
+        cautions.append(Caution("warning", "fine_tuning", f"{n} training examples: 50 to 100 is the recommended minimum"))
+    return CostPreview(model, n, n_epochs, rule, billed, cost, note, cautions)
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+def _row(r: Any) -> dict[str, Any]:
+    job = dict(r)
+    for key in ("hyperparameters", "metrics", "events", "split", "settings"):
+        job[key] = json.loads(job[key]) if job.get(key) else ({} if key in ("hyperparameters", "split", "settings") else [])
+    return job
+
+
+def jobs(ws: Workspace) -> list[dict[str, Any]]:
+    with ws.db() as db:
+        return [_row(r) for r in db.execute("SELECT * FROM jobs ORDER BY created_at DESC")]
+
+
+def get_job(ws: Workspace, job_id: str) -> dict[str, Any]:
+    with ws.db() as db:
+        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise WorkbenchError(f"no job '{job_id}' in workspace '{ws.name}'")
+    return _row(row)
+
+
+def _save_job(ws: Workspace, job: dict[str, Any]) -> None:
+    now = time.time()
+    with ws.db() as db:
+        db.execute(
+            "INSERT INTO jobs (id, provider, base_model, state, created_at, updated_at, hyperparameters, training_file, "
+            "validation_file, fine_tuned_model, trained_tokens, error, metrics, events, split, settings) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "state = excluded.state, updated_at = excluded.updated_at, fine_tuned_model = excluded.fine_tuned_model, "
+            "trained_tokens = excluded.trained_tokens, error = excluded.error, metrics = excluded.metrics, "
+            "events = excluded.events",
+            (job["id"], job["provider"], job["base_model"], job["state"], job.get("created_at", now), now,
+             json.dumps(job.get("hyperparameters", {})), job.get("training_file"), job.get("validation_file"),
+             job.get("fine_tuned_model"), job.get("trained_tokens"), job.get("error"),
+             json.dumps(job.get("metrics", [])), json.dumps(job.get("events", [])),
+             json.dumps(job.get("split", {})), json.dumps(job.get("settings", {}))))
+
+
+def _require_split(ws: Workspace) -> Split:
+    split = saved_split(ws)
+    if split is None:
+        raise WorkbenchError("make the train/validation split first (Fine-tune page, or `workbench finetune split`)")
+    return split
+
+
+def run_local(ws: Workspace, hyperparameters: Any = None, embed: Callable[[list[str]], Any] | None = None,
+              on_epoch: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Train the local stand-in on the training side of the split; the model is saved in the workspace."""
+    from .providers.local_trainer import Hyperparameters, train
+
+    split = _require_split(ws)
+    hp = hyperparameters or Hyperparameters()
+    train_pairs, valid_pairs = sides(ws, split)
+    job_id = f"local-{uuid.uuid4().hex[:10]}"
+    job = {"id": job_id, "provider": "local", "base_model": "all-MiniLM-L6-v2 + linear answer layer",
+           "state": "running", "created_at": time.time(), "hyperparameters": asdict(hp), "split": split.to_dict(),
+           "metrics": [], "events": [{"created_at": time.time(), "level": "info", "message": "training started"}]}
+    _save_job(ws, job)
+    if embed is None:
+        from .providers.local_embedder import LocalEmbedder
+        embed = LocalEmbedder().embed
+
+    def epoch_done(m: Any) -> None:
+        job["metrics"].append({"step": m.epoch, "train_loss": m.train_loss, "valid_loss": m.valid_loss,
+                               "train_accuracy": m.train_accuracy})
+        _save_job(ws, job)  # the curve is kept as it grows
+        if on_epoch:
+            on_epoch(m)
+
+    try:
+        model, result = train([(p.question, p.answer) for p in train_pairs if p.answer],
+                              [(p.question, p.answer) for p in valid_pairs if p.answer], embed, hp, epoch_done)
+    except WorkbenchError as exc:
+        job.update(state="failed", error=str(exc))
+        _save_job(ws, job)
+        raise
+    ws.write_file(f"models/{job_id}.npz", model.to_bytes())
+    job.update(state="succeeded", fine_tuned_model=job_id, trained_tokens=None)
+    job["events"].append({"created_at": time.time(), "level": "info",
+                          "message": f"done: {result.epochs_run} epochs in {result.seconds:.1f} s, best epoch "
+                                     f"{result.best_epoch}" + (" (stopped early)" if result.stopped_early else "")})
+    _save_job(ws, job)
+    return get_job(ws, job_id)
+
+
+def start_openai(ws: Workspace, tuner: Any, model: str, hyperparameters: dict[str, Any] | None = None,
+                 suffix: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Upload the split's files and create the job; its id is saved before anything else can fail."""
+    split = _require_split(ws)
+    settings = FineTuneSettings.load(ws)
+    train_examples = training_examples(ws, split, "train", settings)
+    valid_examples = training_examples(ws, split, "validation", settings)
+    report = check(train_examples, model, _limit(model, None))
+    if not report.ok:
+        raise WorkbenchError("the training data has errors; fix them first: "
+                             + "; ".join(f.message for f in report.findings if f.severity == "error"))
+    train_id = tuner.upload("train.jsonl", export(train_examples, "openai"))
+    valid_id = tuner.upload("validation.jsonl", export(valid_examples, "openai")) if valid_examples else None
+    created = tuner.create(model, train_id, valid_id, hyperparameters or {}, suffix, seed)
+    job = {"id": created["id"], "provider": "openai", "base_model": model, "state": created["state"],
+           "created_at": time.time(), "hyperparameters": hyperparameters or {}, "training_file": train_id,
+           "validation_file": valid_id, "split": split.to_dict(), "settings": asdict(settings), "metrics": [],
+           "events": []}
+    _save_job(ws, job)
+    return refresh(ws, created["id"], tuner)
+
+
+def refresh(ws: Workspace, job_id: str, tuner: Any) -> dict[str, Any]:
+    """Read a provider job's status, events and checkpoint metrics, and save them."""
+    job = get_job(ws, job_id)
+    if job["provider"] == "local" or job["state"] in TERMINAL and job.get("metrics"):
+        return job
+    status = tuner.retrieve(job_id)
+    job.update(state=status["state"], fine_tuned_model=status["fine_tuned_model"],
+               trained_tokens=status["trained_tokens"], error=status["error"])
+    job["events"] = sorted(tuner.events(job_id), key=lambda e: e["created_at"])
+    metrics = [e["data"] for e in job["events"] if e.get("type") == "metrics" and e.get("data")]
+    checkpoints = tuner.checkpoints(job_id) if job["state"] in ("running", "succeeded") else []
+    job["metrics"] = sorted((_metric_row(m) for m in (metrics or checkpoints)), key=lambda m: m["step"] or 0)
+    _save_job(ws, job)
+    return get_job(ws, job_id)
+
+
+def _metric_row(m: dict[str, Any]) -> dict[str, Any]:
+    return {"step": m.get("step") or m.get("step_number"), "train_loss": m.get("train_loss"),
+            "valid_loss": m.get("valid_loss"),
+            "train_accuracy": m.get("train_mean_token_accuracy", m.get("train_accuracy"))}
+
+
+def cancel(ws: Workspace, job_id: str, tuner: Any) -> dict[str, Any]:
+    job = get_job(ws, job_id)
+    if job["state"] in TERMINAL:
+        raise WorkbenchError(f"job {job_id} already {job['state']}")
+    status = tuner.cancel(job_id)
+    job.update(state=status["state"])
+    _save_job(ws, job)
+    return get_job(ws, job_id)
+
+
+def open_jobs(ws: Workspace) -> list[dict[str, Any]]:
+    """Provider jobs not finished yet: after a restart, refresh these to resume."""
+    return [j for j in jobs(ws) if j["provider"] != "local" and j["state"] not in TERMINAL]
+
+
+# --- trained models ---------------------------------------------------------------------------------
+
+@dataclass
+class TrainedModel:
+    id: str
+    kind: Literal["local", "openai", "openai-compatible"]
+    label: str
+    offline: bool
+    base_url: str | None = None
+    api_key_env: str | None = None
+    context_window: int | None = None
+
+
+def register_model(ws: Workspace, name: str, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
+                   context_window: int | None = None) -> TrainedModel:
+    """Bring your own fine-tuned model: any OpenAI-compatible chat model (e.g. a LoRA served by vLLM or Ollama)."""
+    if not name.strip() or not model.strip() or not base_url.strip():
+        raise WorkbenchError("a registered model needs a name, a base_url and a model name")
+    if not base_url.startswith(("http://", "https://")):
+        raise WorkbenchError(f"base_url must start with http:// or https:// (got '{base_url}')", field="base_url")
+    byo = [m for m in (ws.get_state(BYO_KEY) or []) if m["name"] != name]
+    byo.append({"name": name, "base_url": base_url, "model": model, "api_key_env": api_key_env,
+                "context_window": context_window})
+    ws.set_state(BYO_KEY, byo)
+    return TrainedModel(model, "openai-compatible", f"{name}: {model} at {base_url}", False, base_url, api_key_env,
+                        context_window)
+
+
+def trained_models(ws: Workspace) -> list[TrainedModel]:
+    out = []
+    for j in jobs(ws):
+        if j["state"] != "succeeded" or not j.get("fine_tuned_model"):
+            continue
+        if j["provider"] == "local":
+            out.append(TrainedModel(j["id"], "local", f"{LOCAL_LABEL}, trained {_when(j['created_at'])}", True))
+        else:
+            out.append(TrainedModel(j["fine_tuned_model"], "openai", f"{j['fine_tuned_model']} (OpenAI fine-tune)",
+                                    False))
+    for m in ws.get_state(BYO_KEY) or []:
+        out.append(TrainedModel(m["model"], "openai-compatible", f"{m['name']}: {m['model']} at {m['base_url']}",
+                                False, m["base_url"], m["api_key_env"], m.get("context_window")))
+    return out
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def load_local_model(ws: Workspace, job_id: str) -> Any:
+    from .providers.local_trainer import LocalModel
+
+    path = ws.file(f"models/{job_id}.npz")
+    if not path.exists():
+        raise WorkbenchError(f"no saved model for {job_id}")
+    return LocalModel.from_bytes(path.read_bytes())
+
+
+def example_token_counts(examples: list[dict[str, Any]], model: str) -> list[int]:
+    return [tokens.count_messages(ex["messages"], model) for ex in examples]
