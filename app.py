@@ -87,6 +87,7 @@ pages = [
     st.Page("pages/estimate.py", title="Estimate", icon="💰"),
     st.Page("pages/data.py", title="Data", icon="📄"),
     st.Page("pages/rag.py", title="RAG", icon="🔎"),
+    st.Page("pages/finetune.py", title="Fine-tune", icon="🎯"),
 ]
 current = st.navigation(pages)
 if "start_page" in st.session_state:

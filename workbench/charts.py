@@ -166,3 +166,26 @@ def answer_latency(latency_ms: dict[str, float]) -> go.Figure:
         fig.add_bar(name=stage, x=[latency_ms[stage]], y=["this answer"], orientation="h",
                     marker_color=colours.get(stage, "#999"), hovertemplate=f"{stage}: %{{x:,.0f}} ms<extra></extra>")
     return _layout(fig, barmode="stack", xaxis_title="milliseconds", height=170)
+
+
+# --- Fine-tune -------------------------------------------------------------------------------------
+
+def token_histogram(per_example: list[int], limit: int) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=per_example, nbinsx=30, marker_color="#4C78A8",
+                                 hovertemplate="%{x} tokens: %{y} examples<extra></extra>"))
+    if per_example and max(per_example) > limit * 0.8:
+        fig.add_vline(x=limit, line_dash="dash", line_color="#E45756", annotation_text="token limit")
+    return _layout(fig, xaxis_title="tokens per training example (billed framing included)",
+                   yaxis_title="examples", height=260)
+
+
+def loss_curves(metrics: list[dict]) -> go.Figure:
+    """Training and validation loss by step (epoch for the local trainer)."""
+    fig = go.Figure()
+    steps = [m["step"] for m in metrics]
+    fig.add_scatter(x=steps, y=[m.get("train_loss") for m in metrics], name="training loss", mode="lines+markers",
+                    line=dict(color="#4C78A8"))
+    if any(m.get("valid_loss") is not None for m in metrics):
+        fig.add_scatter(x=steps, y=[m.get("valid_loss") for m in metrics], name="validation loss",
+                        mode="lines+markers", line=dict(color="#F58518"))
+    return _layout(fig, xaxis_title="step", yaxis_title="loss", height=300)

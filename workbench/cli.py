@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from . import corpus, costs, decision, index, pricing, providers, rag, scenario, sensitivity, tokens, workspace
+from . import (corpus, costs, decision, exports, finetune, index, pricing, providers, rag, scenario, sensitivity,
+               splits, tokens, workspace)
 from .chunking import ChunkSettings
 from .errors import WorkbenchError
 
@@ -219,6 +220,141 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
     click.echo(f"latency {lat['total']:.0f} ms (embed {lat['embed query']:.0f}, search {lat['search']:.0f}, "
                f"generate {lat['generate']:.0f}); tokens {answer.prompt_tokens} in, {answer.output_tokens} out; "
                f"cost {cost} ({answer.cost_note})")
+
+
+# --- fine-tune --------------------------------------------------------------------------------------
+
+@main.group("finetune")
+def finetune_group() -> None:
+    """Check training data, split it, export it, train, and follow jobs."""
+
+
+@finetune_group.command("check")
+@_workspace_option
+@click.option("--model", help="Model to fine-tune (default: the workspace's setting).")
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="Check a chat JSONL file instead.")
+@click.option("--json", "as_json", is_flag=True)
+def finetune_check(ws_name: str, model: str | None, file_: str | None, as_json: bool) -> None:
+    """Validate the training data (the published format checks, duplicates, contradictions, sensitive data)."""
+    ws = _open(ws_name)
+    model = model or finetune.FineTuneSettings.load(ws).model
+    if file_:
+        from .training_data import check, read_jsonl
+
+        examples, parse_findings = read_jsonl(Path(file_).read_bytes())
+        report = check(examples, model, parse_findings=parse_findings)
+    else:
+        report = finetune.check_workspace(ws, model)
+    preview = finetune.preview(report.per_example_tokens, model)
+    if as_json:
+        _echo_json({"report": report.to_dict(), "cost_preview": preview.to_dict()})
+    else:
+        click.echo(f"{report.examples} examples; format {'OK' if report.ok else 'has errors'}")
+        for f in report.findings:
+            rows = f" (rows {', '.join(map(str, f.rows[:20]))}{' ...' if len(f.rows) > 20 else ''})" if f.rows else ""
+            click.echo(f"  {f.severity.upper():<8}{f.check}: {f.message}{rows}")
+        t = report.total_tokens
+        click.echo(f"tokens per example: min {t.min:g}, median {t.median:g}, mean {t.mean:g}, p90 {t.p90:g}, max {t.max:g}")
+        cost = "unknown" if preview.training_cost_usd is None else f"${preview.training_cost_usd:,.2f}"
+        click.echo(f"{model}: {preview.epochs} epochs, {preview.billed_tokens:,} billed tokens, {cost} ({preview.price_note})")
+        for c in preview.cautions:
+            click.echo(f"{c.level.upper()}: {c.message}")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@finetune_group.command("split")
+@_workspace_option
+@click.option("--validation-share", default=0.2, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+def finetune_split(ws_name: str, validation_share: float, seed: int) -> None:
+    """Split the pairs into train and validation, keeping paraphrases and shared passages on one side."""
+    ws = _open(ws_name)
+    split = splits.make_split(ws, validation_share, seed)
+    click.echo(f"{len(split.train)} train, {len(split.validation)} validation ({split.groups} leakage groups, "
+               f"{split.guarded_links} links kept together)")
+
+
+@finetune_group.command("export")
+@_workspace_option
+@click.option("--format", "fmt", type=click.Choice(list(exports.FORMATS)), default="openai", show_default=True)
+@click.option("--side", type=click.Choice(["train", "validation", "all"]), default="train", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
+def finetune_export(ws_name: str, fmt: str, side: str, out: str | None) -> None:
+    """Export the training set as OpenAI chat JSONL, Alpaca JSON, ShareGPT JSON or CSV."""
+    ws = _open(ws_name)
+    data = exports.export(finetune.training_examples(ws, side=side), fmt)
+    if out:
+        workspace.atomic_write_bytes(Path(out), data)
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(data.decode("utf-8"), nl=False)
+
+
+@finetune_group.command("run")
+@_workspace_option
+@click.option("--provider", type=click.Choice(["local", "openai"]), default="local", show_default=True)
+@click.option("--model", help="Model to fine-tune (openai).")
+@click.option("--epochs", help="Epochs (a number, or auto).", default="auto", show_default=True)
+@click.option("--learning-rate", type=float, help="Local: learning rate; openai: learning-rate multiplier.")
+@click.option("--batch-size", type=int)
+@click.option("--suffix", help="Suffix of the fine-tuned model's name (openai).")
+@click.option("--seed", type=int)
+def finetune_run(ws_name: str, provider: str, model: str | None, epochs: str, learning_rate: float | None,
+                 batch_size: int | None, suffix: str | None, seed: int | None) -> None:
+    """Train on the training side of the split (making the split first if there is none)."""
+    ws = _open(ws_name)
+    if splits.saved_split(ws) is None:
+        splits.make_split(ws)
+        click.echo("made the train/validation split", err=True)
+    if provider == "local":
+        from .providers.local_trainer import Hyperparameters
+
+        hp = Hyperparameters()
+        if epochs != "auto":
+            hp.epochs = int(epochs)
+        if learning_rate:
+            hp.learning_rate = learning_rate
+        if batch_size:
+            hp.batch_size = batch_size
+        if seed is not None:
+            hp.seed = seed
+        job = finetune.run_local(ws, hp, on_epoch=lambda m: click.echo(
+            f"  epoch {m.epoch}: train loss {m.train_loss:.4f}"
+            + (f", validation loss {m.valid_loss:.4f}" if m.valid_loss is not None else ""), err=True))
+    else:
+        hyper = {"n_epochs": epochs if epochs == "auto" else int(epochs), "batch_size": batch_size,
+                 "learning_rate_multiplier": learning_rate}
+        job = finetune.start_openai(ws, providers.get_fine_tuner(), model or finetune.FineTuneSettings.load(ws).model,
+                                    hyper, suffix, seed)
+    click.echo(f"{job['id']}: {job['state']}" + (f" -> {job['fine_tuned_model']}" if job["fine_tuned_model"] else ""))
+
+
+@finetune_group.command("status")
+@click.argument("job_id", required=False)
+@_workspace_option
+@click.option("--json", "as_json", is_flag=True)
+def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
+    """A job's state, events and metrics (reading the provider again for jobs still running); all jobs without JOB_ID."""
+    ws = _open(ws_name)
+    if job_id is None:
+        for j in finetune.jobs(ws):
+            click.echo(f"{j['id']}  {j['provider']:<7} {j['state']:<10} {j['fine_tuned_model'] or ''}")
+        return
+    job = finetune.get_job(ws, job_id)
+    if job["provider"] != "local" and job["state"] not in finetune.TERMINAL:
+        job = finetune.refresh(ws, job_id, providers.get_fine_tuner())
+    if as_json:
+        _echo_json(job)
+        return
+    click.echo(f"{job['id']} ({job['provider']}, {job['base_model']}): {job['state']}"
+               + (f" -> {job['fine_tuned_model']}" if job["fine_tuned_model"] else "")
+               + (f"; error: {job['error']}" if job["error"] else ""))
+    for e in job["events"][-10:]:
+        click.echo(f"  [{e['level']}] {e['message']}")
+    if job["metrics"]:
+        last = job["metrics"][-1]
+        click.echo(f"  step {last['step']}: train loss {last['train_loss']}, validation loss {last['valid_loss']}")
 
 
 # --- tokens -----------------------------------------------------------------------------------------

@@ -1,0 +1,215 @@
+"""Fine-tune: check the training data, split it without leakage, preview the cost, train, watch it learn."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from workbench import charts, corpus, finetune, pricing, providers, splits, training_data
+from workbench.errors import WorkbenchError
+from workbench.exports import FORMATS, export
+from workbench.providers.local_trainer import Hyperparameters
+
+if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
+    st.session_state.start_page = "pages/finetune.py"
+    st.switch_page("app.py")
+ws = st.session_state.ws
+
+st.title("Fine-tune: data, cost, training")
+book = pricing.load_pricing().with_custom(pricing.saved_custom_prices(ws), source="custom prices")
+settings = finetune.FineTuneSettings.load(ws)
+pairs = corpus.qa_pairs(ws)
+if not pairs:
+    st.info("No question/answer pairs in this workspace yet: add some on the Data page.")
+    st.stop()
+
+# --- 1. training data ------------------------------------------------------------------------------
+st.subheader("1 · Training data")
+c1, c2 = st.columns([3, 1])
+system_prompt = c1.text_area("System message for every example (optional)", settings.system_prompt, height=70,
+                             key="ft_system")
+ft_models = [m.id for m in book.models if m.fine_tuning is not None]
+model = c2.selectbox("Model to fine-tune", ft_models,
+                     index=ft_models.index(settings.model) if settings.model in ft_models else 0, key="ft_model")
+if system_prompt != settings.system_prompt or model != settings.model:
+    settings = finetune.FineTuneSettings(system_prompt=system_prompt, model=model)
+    settings.save(ws)
+
+split = splits.saved_split(ws)
+report = finetune.check_workspace(ws, model, book)
+side = "training side of the split" if split else "all pairs (no split yet)"
+st.caption(f"{report.examples} chat examples from the {side}; unanswerable questions are not training material.")
+severity_icon = {"error": "⛔ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
+if report.findings:
+    checks = pd.DataFrame([{"severity": severity_icon[f.severity], "check": f.check, "finding": f.message,
+                            "rows": ", ".join(map(str, f.rows[:30])) + (" ..." if len(f.rows) > 30 else "")}
+                           for f in report.findings])
+    st.dataframe(checks, hide_index=True, width="stretch")
+    st.caption("Rows are example numbers: line numbers of the exported training JSONL.")
+else:
+    st.success("No problems found.")
+if report.ok:
+    st.success("The format checks pass: a provider would accept this file.")
+h1, h2 = st.columns([2, 3])
+h1.dataframe(pd.DataFrame(training_data.token_stats_table(report)), hide_index=True, width="stretch")
+h2.plotly_chart(charts.token_histogram(report.per_example_tokens, report.token_limit), width="stretch")
+
+# --- 2. split --------------------------------------------------------------------------------------
+st.subheader("2 · Train / validation split")
+s1, s2, s3 = st.columns([2, 1, 1])
+share = s1.slider("Validation share", 0.1, 0.5, split.validation_share if split else 0.2, 0.05, key="ft_share")
+seed = s2.number_input("Seed", 0, 10_000, split.seed if split else 0, key="ft_seed")
+if s3.button("Make split" if not split else "Re-split", width="stretch", key="ft_split"):
+    split = splits.make_split(ws, share, int(seed))
+    st.rerun()
+if split:
+    train_pairs, valid_pairs = splits.sides(ws, split)
+    st.caption(f"{len(train_pairs)} pairs to train on, {len(valid_pairs)} held out "
+               f"({sum(1 for p in valid_pairs if not p.answer)} of them unanswerable) · {split.groups} leakage groups, "
+               f"{split.guarded_links} links (paraphrases, near-identical questions, shared answer passages) kept "
+               "on one side · Compare evaluates on the held-out side.")
+else:
+    st.info("Make the split before training: Compare will evaluate on the held-out side, so it must never be "
+            "trained on.")
+
+# --- 3. exports ------------------------------------------------------------------------------------
+with st.expander("Export the training set for external trainers"):
+    examples = finetune.training_examples(ws, split, "train", settings)
+    cols = st.columns(len(FORMATS))
+    for col, (fmt, (suffix, mime)) in zip(cols, FORMATS.items()):
+        col.download_button(f"{fmt} (.{suffix})", export(examples, fmt), f"train_{fmt}.{suffix}", mime,
+                            width="stretch", key=f"ft_export_{fmt}")
+
+# --- 4. cost ---------------------------------------------------------------------------------------
+st.subheader("3 · Cost preview")
+p1, p2 = st.columns([1, 3])
+auto = p1.checkbox("Epochs: auto", True, key="ft_auto_epochs")
+n_epochs = p1.number_input("Epochs", 1, 50, 3, disabled=auto, key="ft_epochs")
+cost = finetune.preview(report.per_example_tokens, model, "auto" if auto else int(n_epochs), book)
+with p2:
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Epochs", cost.epochs, help=cost.epochs_rule)
+    k2.metric("Billed training tokens", f"{cost.billed_tokens:,}")
+    k3.metric("Training cost", "unknown" if cost.training_cost_usd is None else f"${cost.training_cost_usd:,.2f}")
+    st.caption(cost.price_note)
+    for c in cost.cautions:
+        {"error": st.error, "warning": st.warning, "info": st.info}[c.level](c.message)
+
+# --- 5. train --------------------------------------------------------------------------------------
+st.subheader("4 · Train")
+provider = st.radio("Provider", ["local", "openai"], horizontal=True, key="ft_provider",
+                    format_func={"local": finetune.LOCAL_LABEL, "openai": "OpenAI fine-tuning jobs"}.get)
+if provider == "local":
+    st.caption("Learns from the training pairs on this machine in seconds. It is not an LLM: it answers without "
+               "retrieval and only knows what was in its training pairs, like a fine-tuned model would.")
+    l1, l2, l3, l4 = st.columns(4)
+    hp = Hyperparameters(epochs=l1.number_input("Epochs", 1, 500, 40, key="ft_local_epochs"),
+                         learning_rate=l2.number_input("Learning rate", 0.0001, 1.0, 0.01, format="%.4f",
+                                                       key="ft_local_lr"),
+                         patience=l3.number_input("Early stopping patience", 1, 50, 5, key="ft_local_patience"),
+                         seed=l4.number_input("Seed", 0, 10_000, 0, key="ft_local_seed"))
+    if st.button("Train locally", type="primary", disabled=split is None, key="ft_train_local"):
+        bar = st.progress(0.0, text="Training...")
+        chart = st.empty()
+        history: list[dict] = []
+
+        def on_epoch(m) -> None:
+            history.append({"step": m.epoch, "train_loss": m.train_loss, "valid_loss": m.valid_loss})
+            bar.progress(min(1.0, m.epoch / hp.epochs), text=f"epoch {m.epoch}: train loss {m.train_loss:.3f}"
+                         + (f", validation loss {m.valid_loss:.3f}" if m.valid_loss is not None else ""))
+            chart.plotly_chart(charts.loss_curves(history), width="stretch", key=f"ft_live_{m.epoch}")
+
+        try:
+            job = finetune.run_local(ws, hp, on_epoch=on_epoch)
+        except WorkbenchError as exc:
+            st.error(str(exc))
+        else:
+            bar.empty()
+            st.success(f"Trained {job['id']}: {job['events'][-1]['message']}")
+else:
+    pcfg = providers.load_providers_config()
+    where = pcfg.openai.base_url or "api.openai.com"
+    st.caption(f"Uploads the split's training and validation files to {where} and creates a job. The job id "
+               "is saved at once: close the app and come back, and the job is picked up again.")
+    o1, o2, o3, o4, o5 = st.columns(5)
+    hyper = {"n_epochs": "auto" if auto else int(n_epochs),
+             "batch_size": o1.text_input("Batch size", "auto", key="ft_oa_batch"),
+             "learning_rate_multiplier": o2.text_input("Learning-rate multiplier", "auto", key="ft_oa_lr")}
+    suffix = o3.text_input("Suffix", "workbench", key="ft_oa_suffix")
+    oa_seed = o4.number_input("Seed", 0, 2**31 - 1, 42, key="ft_oa_seed")
+    if o5.button("Launch job", type="primary", disabled=split is None, key="ft_launch"):
+        try:
+            for key in ("batch_size", "learning_rate_multiplier"):
+                if hyper[key] != "auto":
+                    hyper[key] = float(hyper[key]) if key.startswith("learning") else int(hyper[key])
+            job = finetune.start_openai(ws, providers.get_fine_tuner(pcfg), model, hyper, suffix or None, int(oa_seed))
+        except ValueError:
+            st.error("Batch size must be a whole number and the learning-rate multiplier a number, or 'auto'.")
+        except WorkbenchError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Job {job['id']} created ({job['state']}).")
+
+# --- 6. jobs and models ----------------------------------------------------------------------------
+st.subheader("5 · Jobs and trained models")
+all_jobs = finetune.jobs(ws)
+
+
+@st.fragment(run_every=dt.timedelta(seconds=5) if finetune.open_jobs(ws) else None)
+def job_board() -> None:
+    current = finetune.jobs(ws)
+    if finetune.open_jobs(ws):
+        try:
+            tuner = providers.get_fine_tuner()
+            for j in finetune.open_jobs(ws):
+                finetune.refresh(ws, j["id"], tuner)
+        except WorkbenchError as exc:
+            st.warning(f"Could not refresh running jobs: {exc} (the jobs are saved; they are read again later)")
+        current = finetune.jobs(ws)
+    if not current:
+        st.caption("No jobs yet.")
+        return
+    table = pd.DataFrame([{"job": j["id"], "provider": finetune.LOCAL_LABEL if j["provider"] == "local" else j["provider"],
+                           "base model": j["base_model"], "state": j["state"],
+                           "model": j["fine_tuned_model"] or "", "error": j["error"] or ""} for j in current])
+    st.dataframe(table, hide_index=True, width="stretch")
+    chosen = st.selectbox("Job", [j["id"] for j in current], key="ft_job_pick")
+    job = next(j for j in current if j["id"] == chosen)
+    if job["metrics"]:
+        st.plotly_chart(charts.loss_curves(job["metrics"]), width="stretch", key="ft_job_curve")
+    if job["events"]:
+        with st.expander(f"Events ({len(job['events'])})"):
+            st.dataframe(pd.DataFrame([{"time": dt.datetime.fromtimestamp(e["created_at"]).strftime("%H:%M:%S"),
+                                        "level": e["level"], "message": e["message"]} for e in job["events"]]),
+                         hide_index=True, width="stretch")
+    if job["provider"] != "local" and job["state"] not in finetune.TERMINAL:
+        if st.button("Cancel this job", key="ft_cancel"):
+            try:
+                finetune.cancel(ws, job["id"], providers.get_fine_tuner())
+            except WorkbenchError as exc:
+                st.error(str(exc))
+            st.rerun()
+
+
+job_board()
+
+models = finetune.trained_models(ws)
+if models:
+    st.dataframe(pd.DataFrame([{"model": m.label, "kind": m.kind, "offline": m.offline} for m in models]),
+                 hide_index=True, width="stretch")
+with st.expander("Bring your own fine-tuned model (any OpenAI-compatible chat endpoint)"):
+    with st.form("byo"):
+        b1, b2, b3, b4 = st.columns(4)
+        name = b1.text_input("Name", placeholder="support-lora")
+        base_url = b2.text_input("base_url", placeholder="http://localhost:8000/v1")
+        model_name = b3.text_input("Model", placeholder="support-lora")
+        key_env = b4.text_input("API key variable", "OPENAI_API_KEY")
+        if st.form_submit_button("Register"):
+            try:
+                finetune.register_model(ws, name, base_url, model_name, key_env)
+            except WorkbenchError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Registered {name}.")
+                st.rerun()
