@@ -190,3 +190,43 @@ def test_ingest_corpus_jsonl_and_qa(tmp_path):
     assert "added      a" in run("ingest", str(corpus_file), "--workspace", "c2").output
     out = run("ingest", str(qa), "--qa", "--workspace", "c2").output
     assert "pairs      1 question/answer pairs" in out and "c2: 2 documents" in out
+
+
+def test_finetune_commands(tmp_path):
+    result = run("finetune", "check", "--workspace", "sample", "--json")
+    data = json.loads(result.output)
+    assert data["report"]["ok"] and data["report"]["examples"] >= 150
+    assert data["cost_preview"]["epochs"] == 3
+    split = run("finetune", "split", "--workspace", "sample", "--validation-share", "0.25")
+    assert "train" in split.output and "leakage groups" in split.output
+    out = tmp_path / "train.csv"
+    run("finetune", "export", "--workspace", "sample", "--format", "csv", "--out", str(out))
+    assert out.read_text().startswith("question,answer,system")
+    trained = run("finetune", "run", "--workspace", "sample", "--provider", "local", "--epochs", "3")
+    assert trained.exit_code == 0 and ": succeeded -> local-" in trained.output
+    job_id = trained.stdout.strip().splitlines()[-1].split(":")[0]
+    status = run("finetune", "status", job_id, "--workspace", "sample")
+    assert f"{job_id} (local" in status.output and "succeeded" in status.output
+
+
+def test_finetune_check_of_a_bad_file(tmp_path):
+    bad = tmp_path / "train.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "q"}]}\nnot json\n')
+    result = CliRunner().invoke(main, ["finetune", "check", "--file", str(bad), "--workspace", "w"])
+    assert result.exit_code == 1
+    assert "ERROR   invalid_json: line 2 is not JSON" in result.output
+    assert "ERROR   example_missing_assistant_message: 1 example(s): no assistant message to learn from (rows 1)" \
+        in result.output
+    assert "ERROR   too_few_examples" in result.output
+
+
+def test_finetune_openai_run_and_status(openai_server, openai_providers):
+    run("ingest", "--workspace", "oa", str(__import__("pathlib").Path(__file__).parent.parent / "workbench" / "data"
+                                          / "sample" / "qa.jsonl"), "--qa")
+    run("finetune", "split", "--workspace", "oa")
+    started = run("finetune", "run", "--workspace", "oa", "--provider", "openai", "--epochs", "2")
+    assert started.exit_code == 0, started.output
+    job_id = started.stdout.strip().splitlines()[-1].split(":")[0]
+    for _ in range(6):
+        status = run("finetune", "status", job_id, "--workspace", "oa")
+    assert "succeeded -> ft:gpt-4o-mini-2024-07-18" in status.output

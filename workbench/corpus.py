@@ -30,7 +30,7 @@ def sha256(data: bytes | str) -> str:
 def detect_language(text: str) -> str:
     import py3langid
 
-    sample = text[:4000]
+    sample = text[:1500]
     if len(re.findall(r"\w+", sample)) < 3:
         return "unknown"
     return py3langid.classify(sample)[0]
@@ -71,37 +71,31 @@ def ingest(ws: Workspace, files: Iterable[tuple[str, bytes]], kind: Kind = "docu
     for name, data in files:
         report.files.append(name)
         digest = sha256(data)
-        with ws.db() as db:
+        with ws.db() as db:  # one connection and one transaction per file
             seen = db.execute("SELECT name FROM uploads WHERE sha256 = ? AND kind = ?", (digest, kind)).fetchone()
-        if seen:
-            report.duplicates.append(name)
-            continue
-        parsed = parse_qa_file(name, data, limits) if kind == "qa" else \
-            parse_document_file(name, data, limits, text_column)
-        report.problems += parsed.problems
-        if not parsed.documents and not parsed.pairs:
-            _record_problems(ws, name, parsed.problems)
-            continue
-        stored = f"uploads/{digest[:16]}-{_safe_name(name)}"
-        ws.write_file(stored, data)
-        with ws.db() as db:
-            db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
-                       (digest, kind, name, len(data), stored, time.time()))
-            if kind == "qa":
-                report.pairs_added += _store_pairs(db, name, parsed.pairs)
-            else:
-                for doc in parsed.documents:
-                    (report.updated if _store_document(db, doc, digest) else report.added).append(doc.doc_id)
-        _record_problems(ws, name, parsed.problems)
+            if seen:
+                report.duplicates.append(name)
+                continue
+            parsed = parse_qa_file(name, data, limits) if kind == "qa" else \
+                parse_document_file(name, data, limits, text_column)
+            report.problems += parsed.problems
+            if parsed.documents or parsed.pairs:
+                stored = f"uploads/{digest[:16]}-{_safe_name(name)}"
+                ws.write_file(stored, data)
+                db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
+                           (digest, kind, name, len(data), stored, time.time()))
+                if kind == "qa":
+                    report.pairs_added += _store_pairs(db, name, parsed.pairs)
+                else:
+                    for doc in parsed.documents:
+                        (report.updated if _store_document(db, doc, digest) else report.added).append(doc.doc_id)
+            _record_problems(db, name, parsed.problems)
     return report
 
 
-def _record_problems(ws: Workspace, upload: str, problems: list[Problem]) -> None:
-    if not problems:
-        return
-    with ws.db() as db:
-        db.executemany("INSERT INTO problems (upload, file, line, level, message, added_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       [(upload, p.file, p.line, p.level, p.message, time.time()) for p in problems])
+def _record_problems(db: sqlite3.Connection, upload: str, problems: list[Problem]) -> None:
+    db.executemany("INSERT INTO problems (upload, file, line, level, message, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   [(upload, p.file, p.line, p.level, p.message, time.time()) for p in problems])
 
 
 def _store_document(db: sqlite3.Connection, doc: Document, upload_sha: str) -> bool:

@@ -104,7 +104,7 @@ def split_pairs(pairs: list[QAPair], validation_share: float = 0.2, seed: int = 
     answerable = [g for g in groups.values() if any(pairs[i].answer for i in g)]
     unanswerable = [i for g in groups.values() if not any(pairs[i].answer for i in g) for i in g]
     # A stable order, independent of input order, then a seeded shuffle.
-    answerable.sort(key=lambda g: hashlib.sha256(pairs[g[0]].id.encode()).hexdigest())
+    answerable.sort(key=lambda g: hashlib.sha256(min(pairs[i].id for i in g).encode()).hexdigest())
     random.Random(seed).shuffle(answerable)
     target = validation_share * sum(len(g) for g in answerable)
     validation: list[int] = []

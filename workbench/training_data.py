@@ -183,11 +183,11 @@ def sensitive_kinds(text: str) -> list[str]:
     emails = [e for e in _EMAIL.findall(text) if not e.lower().endswith((".example", "example.com", "example.org"))]
     if emails:
         kinds.append("email address")
-    cards = [m for m in _CARD.findall(text) if _luhn(m)]
-    if cards:
+    numbers = _CARD.findall(text)
+    if any(_luhn(m) for m in numbers):
         kinds.append("payment card number")
-        for card in cards:
-            text = text.replace(card, " ")
+    for number in numbers:  # 13 to 19 digits are not a phone number, card or not
+        text = text.replace(number, " ")
     if _PHONE.search(text):
         kinds.append("phone number")
     kinds += [name for name, pattern in _SECRETS if pattern.search(text)]
@@ -288,11 +288,11 @@ def _content_findings(valid: list[tuple[int, dict[str, Any]]]) -> list[Finding]:
                                 "weigh a fact more)", sorted({rows[i] for i, _ in near} | {rows[j] for _, j in near})))
     contradictions = set()
     for i, j, _ in near_duplicate_pairs(questions):
-        if _norm(answers[i]) != _norm(answers[j]) and _answer_f1(answers[i], answers[j]) < 0.5:
+        if _disagree(answers[i], answers[j]):
             contradictions.update((rows[i], rows[j]))
     for group in exact:
-        group_answers = {_norm(answers[rows.index(r)]) for r in group}
-        if len(group_answers) > 1:
+        group_answers = [answers[rows.index(r)] for r in group]
+        if any(_disagree(group_answers[0], other) for other in group_answers[1:]):
             contradictions.update(group)
     if contradictions:
         findings.append(Finding("contradictory_answers", "warning",
@@ -307,6 +307,13 @@ def _content_findings(valid: list[tuple[int, dict[str, Any]]]) -> list[Finding]:
         findings.append(Finding("sensitive_data", "warning",
                                 f"{kind}: {len(found)} example(s); a fine-tuned model can repeat it to anyone", found))
     return findings
+
+
+def _disagree(a: str, b: str) -> bool:
+    """Two answers disagree if they differ and share few words, or name different numbers."""
+    if _norm(a) == _norm(b):
+        return False
+    return _answer_f1(a, b) < 0.5 or set(re.findall(r"\d+(?:\.\d+)?", a)) != set(re.findall(r"\d+(?:\.\d+)?", b))
 
 
 def _answer_f1(a: str, b: str) -> float:

@@ -1,0 +1,53 @@
+"""The Fine-tune page, clicked through with AppTest on the sample workspace."""
+from workbench import finetune, splits, workspace
+
+
+def open_page(app_test):
+    at = app_test().run()
+    at.switch_page("pages/finetune.py").run()
+    assert not at.exception
+    return at
+
+
+def test_checks_split_train_and_watch(app_test):
+    at = open_page(app_test)
+    checks = at.dataframe[0].value
+    assert {"severity", "check", "finding", "rows"} <= set(checks.columns)
+    assert "contradictory_answers" in set(checks["check"])  # the versioned questions in the sample
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Epochs"] == "3" and metrics["Training cost"].startswith("$")
+    assert any("No new fine-tuning jobs" in w.value for w in at.warning)
+    assert at.button(key="ft_train_local").disabled  # no split yet
+    at.button(key="ft_split").click().run()
+    split = splits.saved_split(workspace.open_workspace("sample"))
+    assert split and any("pairs to train on" in c.value for c in at.caption)
+    at.number_input(key="ft_local_epochs").set_value(5)
+    at.button(key="ft_train_local").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Trained local-") for s in at.success)
+    jobs = finetune.jobs(workspace.open_workspace("sample"))
+    assert len(jobs) == 1 and jobs[0]["state"] == "succeeded"
+    board = next(d.value for d in at.dataframe if "job" in d.value.columns)
+    assert board.iloc[0]["state"] == "succeeded" and "offline stand-in" in board.iloc[0]["provider"]
+
+
+def test_export_buttons_and_byo_form(app_test):
+    at = open_page(app_test)
+    labels = [b.label for b in at.get("download_button")]
+    assert {"openai (.jsonl)", "alpaca (.json)", "sharegpt (.json)", "csv (.csv)"} <= set(labels)
+    form = [t for t in at.text_input if t.label in ("Name", "base_url", "Model")]
+    form[0].set_value("support-lora")
+    form[1].set_value("localhost:8000/v1")
+    form[2].set_value("support-lora")
+    next(b for b in at.button if b.label == "Register").click().run()
+    assert any("base_url must start with http" in e.value for e in at.error)
+
+
+def test_launching_an_openai_job_from_the_page(app_test, openai_server, openai_providers):
+    at = open_page(app_test)
+    at.button(key="ft_split").click().run()
+    at.radio(key="ft_provider").set_value("openai").run()
+    at.button(key="ft_launch").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Job ftjob-") for s in at.success)
+    assert finetune.jobs(workspace.open_workspace("sample"))[0]["provider"] == "openai"
