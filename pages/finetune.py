@@ -53,7 +53,19 @@ if report.ok:
     st.success("The format checks pass: a provider would accept this file.")
 h1, h2 = st.columns([2, 3])
 h1.dataframe(pd.DataFrame(training_data.token_stats_table(report)), hide_index=True, width="stretch")
-h2.plotly_chart(charts.token_histogram(report.per_example_tokens, report.token_limit), width="stretch")
+with h1:
+    row = st.number_input("Show example (row)", 1, max(1, report.examples), 1, key="ft_show_row")
+    examples_all = finetune.training_examples(ws, split, "train", settings)
+    if examples_all:
+        st.json(examples_all[min(row, len(examples_all)) - 1], expanded=False)
+with h2:
+    measure = st.radio("Histogram of", ["total tokens", "assistant tokens"], horizontal=True, key="ft_hist")
+    if measure == "total tokens":
+        st.plotly_chart(charts.token_histogram(report.per_example_tokens, report.token_limit), width="stretch")
+    else:
+        st.plotly_chart(charts.token_histogram(report.per_example_assistant_tokens, None,
+                                               "assistant tokens per example (what the model learns to write)"),
+                        width="stretch")
 
 # --- 2. split --------------------------------------------------------------------------------------
 st.subheader("2 · Train / validation split")
@@ -75,7 +87,7 @@ else:
 
 # --- 3. exports ------------------------------------------------------------------------------------
 with st.expander("Export the training set for external trainers"):
-    examples = finetune.training_examples(ws, split, "train", settings)
+    examples = examples_all
     cols = st.columns(len(FORMATS))
     for col, (fmt, (suffix, mime)) in zip(cols, FORMATS.items()):
         col.download_button(f"{fmt} (.{suffix})", export(examples, fmt), f"train_{fmt}.{suffix}", mime,

@@ -170,13 +170,13 @@ def answer_latency(latency_ms: dict[str, float]) -> go.Figure:
 
 # --- Fine-tune -------------------------------------------------------------------------------------
 
-def token_histogram(per_example: list[int], limit: int) -> go.Figure:
+def token_histogram(per_example: list[int], limit: int | None,
+                    what: str = "tokens per training example (billed framing included)") -> go.Figure:
     fig = go.Figure(go.Histogram(x=per_example, nbinsx=30, marker_color="#4C78A8",
                                  hovertemplate="%{x} tokens: %{y} examples<extra></extra>"))
-    if per_example and max(per_example) > limit * 0.8:
+    if limit and per_example and max(per_example) > limit * 0.8:
         fig.add_vline(x=limit, line_dash="dash", line_color="#E45756", annotation_text="token limit")
-    return _layout(fig, xaxis_title="tokens per training example (billed framing included)",
-                   yaxis_title="examples", height=260)
+    return _layout(fig, xaxis_title=what, yaxis_title="examples", height=260)
 
 
 def loss_curves(metrics: list[dict]) -> go.Figure:

@@ -72,6 +72,7 @@ class DataReport:
     total_tokens: TokenStats
     assistant_tokens: TokenStats
     per_example_tokens: list[int]
+    per_example_assistant_tokens: list[int]
     over_limit: list[int]
     token_limit: int
 
@@ -259,7 +260,8 @@ def check(examples: list[Any], model: str = "gpt-4o-mini", token_limit: int = 65
         examples=n, findings=findings, format_errors={k: len(v) for k, v in errors.items()},
         missing_system=missing_system, missing_user=missing_user,
         messages_per_example=TokenStats.of(n_messages), total_tokens=TokenStats.of(per_example),
-        assistant_tokens=TokenStats.of(assistant), per_example_tokens=per_example, over_limit=over,
+        assistant_tokens=TokenStats.of(assistant), per_example_tokens=per_example,
+        per_example_assistant_tokens=assistant, over_limit=over,
         token_limit=token_limit)
 
 
