@@ -13,7 +13,7 @@ from typing import Any
 from . import tokens
 from .config import Strict, config_path, load_model
 from .errors import WorkbenchError
-from .index import Hit, RetrievalSettings, Retriever
+from .index import Hit, Retrieval, RetrievalSettings, Retriever
 from .pricing import PriceBook, load_pricing
 
 
@@ -99,15 +99,21 @@ def _price(book: PriceBook, model: str) -> tuple[float, float] | None:
 
 
 def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSettings,
-        prompts: Prompts | None = None, book: PriceBook | None = None, context_window: int | None = None) -> Answer:
-    """Retrieve passages for a question and answer from them with the configured chat provider."""
+        prompts: Prompts | None = None, book: PriceBook | None = None, context_window: int | None = None,
+        retrieval: Retrieval | None = None, prices: tuple[float, float] | None = None, prior: Any = None) -> Answer:
+    """Retrieve passages for a question and answer from them with the configured chat provider.
+
+    A retrieval already made (for example a deeper one for evaluation) can be passed in; its top_k hits
+    are used. `prices` (input, output per 1M) override the price list, e.g. for a fine-tuned model;
+    `prior` scores candidate sentences for the extractive answerer (a fine-tuned model's preference).
+    """
     question = question.strip()
     if not question:
         raise WorkbenchError("ask a question", field="question")
     prompts = prompts or load_prompts()
     book = book or load_pricing()
-    retrieval = retriever.search(question, settings)
-    hits = retrieval.hits
+    retrieval = retrieval or retriever.search(question, settings)
+    hits = retrieval.hits[:settings.top_k]
     embedder = retriever.embedder
     notes: list[str] = []
     t0 = time.perf_counter()
@@ -121,7 +127,7 @@ def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSetti
         prompt_tokens = result.prompt_tokens or prompt_tokens
         output_tokens = result.completion_tokens or tokens.count(text, chat.model_id)
         used = {n for n in range(1, len(hits) + 1) if f"[{n}]" in text}
-        price = _price(book, chat.model_id)
+        price = prices or _price(book, chat.model_id)
         if price:
             cost = (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6
             cost_note = f"{chat.model_id} at ${price[0]}/{price[1]} per 1M tokens in/out"
@@ -131,7 +137,7 @@ def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSetti
     else:
         coverage, missing = retriever.coverage(question, hits)
         extracted = chat.answer(question, [h.text for h in hits], [h.relevance for h in hits], embedder,
-                                settings.min_relevance, coverage, missing, settings.min_coverage)
+                                settings.min_relevance, coverage, missing, settings.min_coverage, prior)
         text, abstained = extracted.text, extracted.abstained
         if extracted.passage is not None:
             used = {extracted.passage + 1}

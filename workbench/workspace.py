@@ -92,7 +92,17 @@ def _m003_jobs(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus, _m003_jobs]
+def _m004_evaluations(db: sqlite3.Connection) -> None:
+    db.executescript("""
+        CREATE TABLE eval_runs (id TEXT PRIMARY KEY, created_at REAL NOT NULL, settings TEXT NOT NULL,
+                                questions TEXT NOT NULL, state TEXT NOT NULL);
+        CREATE TABLE eval_results (run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+                                   arm TEXT NOT NULL, question_id TEXT NOT NULL, result TEXT NOT NULL,
+                                   PRIMARY KEY (run_id, arm, question_id));
+    """)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus, _m003_jobs, _m004_evaluations]
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]] | None = None) -> list[str]:

@@ -44,7 +44,7 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, passages: list[str], relevance: list[float], embedder: Any,
                min_relevance: float, coverage: float = 1.0, missing: list[str] | None = None,
-               min_coverage: float = 0.0) -> Extracted:
+               min_coverage: float = 0.0, prior: Any = None) -> Extracted:
         """Quote the best sentence, or abstain when the passages are not relevant enough or do not mention
         enough of the question's distinctive words (coverage, IDF-weighted)."""
         best = max(relevance, default=-1.0)
@@ -73,5 +73,7 @@ class ExtractiveAnswerer:
         # Prefer sentences from better-ranked passages a little, so ties go to the top hit.
         rank_bonus = np.array([0.02 * (len(passages) - p) / len(passages) for p, _ in candidates])
         score = cosine + 0.25 * overlap + rank_bonus
+        if prior is not None:  # e.g. a fine-tuned model's preference among the sentences
+            score = score + np.asarray(prior([s for _, s in candidates]), dtype=np.float32)
         i = int(np.argmax(score))
         return Extracted(candidates[i][1], candidates[i][0], float(score[i]), False)

@@ -78,6 +78,14 @@ class LocalModel:
         return np.stack([logp[:, ids].mean(axis=1) if ids else np.full(len(features), -np.inf)
                          for ids in self.answer_tokens], axis=1)
 
+    def text_scores(self, features: np.ndarray, texts: list[str]) -> np.ndarray:
+        """Mean log-probability of each text's known words for one question (unknown words score the minimum)."""
+        logp = np.log(self.probabilities(features[:1]) + 1e-12)[0]
+        index = {w: i for i, w in enumerate(self.vocabulary)}
+        floor = float(logp.min())
+        return np.array([np.mean([logp[index[w]] if w in index else floor for w in answer_words(t)] or [floor])
+                         for t in texts])
+
     def answer(self, features: np.ndarray) -> list[tuple[str, float]]:
         """(answer, confidence) per question: the best answer and its softmax weight among all answers."""
         s = self.scores(features)

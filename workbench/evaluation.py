@@ -1,0 +1,551 @@
+"""The Compare step: every arm on the same held-out questions, saved per question, with honest metrics.
+
+Arms: the base model without context, RAG, the fine-tuned model, the fine-tuned model with retrieved
+context (sequential hybrid), and a router (selective hybrid) that sends each question to RAG or to the
+fine-tuned model. Each result is saved as it completes, so an interrupted run resumes where it stopped
+and nothing is computed twice. Offline, the arms use the embedded stand-ins and say so.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Callable, Literal
+
+import numpy as np
+from pydantic import Field
+
+from . import corpus, finetune, metrics, rag, tokens
+from .config import Strict
+from .errors import WorkbenchError
+from .index import RetrievalSettings, Retriever, load_settings
+from .parsing import QAPair
+from .pricing import PriceBook, load_pricing, saved_custom_prices
+from .workspace import Workspace
+
+ARMS = ("base", "rag", "ft", "ft_rag", "router")
+ARM_LABELS = {"base": "Base model (no context)", "rag": "RAG", "ft": "Fine-tuned",
+              "ft_rag": "Fine-tuned + RAG (sequential)", "router": "Router (selective hybrid)"}
+ESTIMATE_OPTION = {"rag": "rag", "ft": "fine_tuning", "ft_rag": "hybrid_sequential", "router": "hybrid_routing"}
+MEASURED_KEY = "measured_figures"
+RETRIEVAL_DEPTH = 10
+
+
+class EvalSettings(Strict):
+    arms: list[Literal["base", "rag", "ft", "ft_rag", "router"]] = list(ARMS)
+    router_rule: Literal["relevance", "classifier"] = "relevance"
+    router_threshold: Annotated[float, Field(ge=-1, le=1)] = 0.45   # best relevance at or above: RAG
+    concurrency: Annotated[int, Field(ge=1, le=32)] = 4
+    ft_model: str | None = None       # a trained model id; default: the newest one
+    bootstrap_resamples: Annotated[int, Field(ge=100, le=20000)] = 2000
+
+
+@dataclass
+class QuestionResult:
+    arm: str
+    question_id: str
+    question: str
+    gold: str
+    category: str
+    answer: str
+    abstained: bool
+    gold_docs: list[str] = field(default_factory=list)
+    retrieved: list[str] = field(default_factory=list)       # ranked document ids (retrieval arms)
+    context: str = ""
+    relevance: float | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    routed_to: str | None = None
+    provider: str = ""
+    error: str | None = None
+
+
+# --- the arms ---------------------------------------------------------------------------------------
+
+class Arms:
+    """Everything the arms need, made once per run."""
+
+    def __init__(self, ws: Workspace, settings: EvalSettings, chat: Any, embedder: Any,
+                 retriever: Retriever | None, book: PriceBook | None = None, context_window: int | None = None):
+        self.ws, self.settings, self.chat, self.embedder, self.retriever = ws, settings, chat, embedder, retriever
+        self.book = book or load_pricing()
+        self.context_window = context_window
+        self.retrieval = load_settings(ws).retrieval
+        self.prompts = rag.load_prompts()
+        self.ft_ref = self._ft_model()
+        self.local_model = finetune.load_local_model(ws, self.ft_ref.id) if self.ft_ref and self.ft_ref.kind == "local" \
+            else None
+        self.ft_chat = self._ft_chat()
+        self.classifier = None
+        self._lock = threading.Lock()
+
+    def _ft_model(self) -> finetune.TrainedModel | None:
+        models = finetune.trained_models(self.ws)
+        if self.settings.ft_model:
+            chosen = [m for m in models if m.id == self.settings.ft_model]
+            if not chosen:
+                raise WorkbenchError(f"no trained model '{self.settings.ft_model}'; known: "
+                                     f"{', '.join(m.id for m in models) or 'none'}")
+            return chosen[0]
+        return models[0] if models else None
+
+    def _ft_chat(self) -> Any:
+        ref = self.ft_ref
+        if ref is None or ref.kind == "local":
+            return None
+        from .providers import load_providers_config
+        from .providers.openai import OpenAIChat
+
+        cfg = load_providers_config().openai
+        if ref.kind == "openai-compatible":
+            cfg = cfg.model_copy(update={"base_url": ref.base_url, "api_key_env": ref.api_key_env})
+        return OpenAIChat(cfg, ref.id)
+
+    def ft_label(self) -> str:
+        return self.ft_ref.label if self.ft_ref else "no trained model"
+
+    def ft_prices(self) -> tuple[float, float] | None:
+        """Fine-tuned prices of the base model named in an OpenAI fine-tune id (ft:BASE:org:suffix:id)."""
+        if self.ft_ref is None or self.ft_ref.kind != "openai":
+            return None
+        base = self.ft_ref.id.split(":")[1] if self.ft_ref.id.startswith("ft:") else self.ft_ref.id
+        try:
+            ft = self.book.model(base).fine_tuning
+        except WorkbenchError:
+            return None
+        return (ft.input or 0.0, ft.output or 0.0) if ft else None
+
+    # Each arm returns a QuestionResult for one question.
+
+    def base(self, p: QAPair) -> QuestionResult:
+        t0 = time.perf_counter()
+        if not hasattr(self.chat, "complete"):
+            text = "I can't answer without documents: the offline stand-in has no knowledge of its own."
+            r = self._result("base", p, text, True, provider=self.chat.label)
+        else:
+            messages = [{"role": "system", "content": "Answer briefly. If you do not know, say so."},
+                        {"role": "user", "content": p.question}]
+            out = self.chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
+            price = rag._price(self.book, self.chat.model_id)
+            cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
+            r = self._result("base", p, out.text, metrics.is_abstention(out.text), provider=self.chat.label,
+                             prompt_tokens=out.prompt_tokens, output_tokens=out.completion_tokens, cost=cost)
+        r.latency_ms = {"generate": (time.perf_counter() - t0) * 1000}
+        return r
+
+    def _search(self, p: QAPair):
+        deep = self.retrieval.model_copy(update={"top_k": max(RETRIEVAL_DEPTH, self.retrieval.top_k)})
+        return self.retriever.search(p.question, deep)
+
+    def _from_answer(self, arm: str, p: QAPair, answer: rag.Answer, retrieval: Any) -> QuestionResult:
+        used = retrieval.hits[:self.retrieval.top_k]
+        return self._result(arm, p, answer.text, answer.abstained or metrics.is_abstention(answer.text),
+                            retrieved=[h.doc_id for h in retrieval.hits], context="\n".join(h.text for h in used),
+                            relevance=answer.best_relevance, latency={k: v for k, v in answer.latency_ms.items()
+                                                                      if k != "total"},
+                            prompt_tokens=answer.prompt_tokens, output_tokens=answer.output_tokens,
+                            cost=answer.cost_usd, provider=answer.provider)
+
+    def rag(self, p: QAPair) -> QuestionResult:
+        retrieval = self._search(p)
+        answer = rag.ask(p.question, self.retriever, self.chat, self.retrieval, self.prompts, self.book,
+                         self.context_window, retrieval=retrieval)
+        return self._from_answer("rag", p, answer, retrieval)
+
+    def ft(self, p: QAPair) -> QuestionResult:
+        self._need_ft()
+        t0 = time.perf_counter()
+        system = finetune.FineTuneSettings.load(self.ws).system_prompt
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p.question}]
+        if self.local_model is not None:
+            text, _ = self.local_model.answer(np.asarray(self.embedder.embed([p.question])))[0]
+            r = self._result("ft", p, text, False, provider=finetune.LOCAL_LABEL,
+                             prompt_tokens=tokens.count_messages(messages), output_tokens=tokens.count(text))
+        else:
+            out = self.ft_chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
+            price = self.ft_prices()
+            cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
+            r = self._result("ft", p, out.text, metrics.is_abstention(out.text), provider=self.ft_label(),
+                             prompt_tokens=out.prompt_tokens, output_tokens=out.completion_tokens, cost=cost)
+        r.latency_ms = {"generate": (time.perf_counter() - t0) * 1000}
+        return r
+
+    def ft_rag(self, p: QAPair) -> QuestionResult:
+        self._need_ft()
+        retrieval = self._search(p)
+        if self.ft_chat is not None:
+            answer = rag.ask(p.question, self.retriever, self.ft_chat, self.retrieval, self.prompts, self.book,
+                             self.context_window, retrieval=retrieval, prices=self.ft_prices())
+            return self._from_answer("ft_rag", p, answer, retrieval)
+        # Offline stand-in: the extractive answerer reads the retrieved passages, and the local model's
+        # learned preference among answer words steers which sentence it quotes.
+        features = np.asarray(self.embedder.embed([p.question]))
+
+        def prior(sentences: list[str]) -> np.ndarray:
+            s = self.local_model.text_scores(features, sentences)
+            return 0.05 * (s - s.mean()) / (s.std() + 1e-9)
+
+        answer = rag.ask(p.question, self.retriever, self.chat, self.retrieval, self.prompts, self.book,
+                         self.context_window, retrieval=retrieval, prior=prior)
+        r = self._from_answer("ft_rag", p, answer, retrieval)
+        r.provider = f"{finetune.LOCAL_LABEL} steering the extractive answerer over retrieved passages"
+        return r
+
+    def route(self, p: QAPair) -> tuple[str, float]:
+        """Which arm a question goes to, and the time the decision took."""
+        t0 = time.perf_counter()
+        if self.settings.router_rule == "classifier":
+            if self.classifier is None:
+                raise WorkbenchError("the router's classifier is not trained; train it on labelled examples first")
+            label = self.classifier.predict(np.asarray(self.embedder.embed([p.question])))[0]
+        else:
+            best = self._search(p).best_relevance
+            label = "rag" if best >= self.settings.router_threshold else "ft"
+        return label, (time.perf_counter() - t0) * 1000
+
+    def _need_ft(self) -> None:
+        if self.ft_ref is None:
+            raise WorkbenchError("no fine-tuned model yet: train one on the Fine-tune page (the local trainer "
+                                 "takes seconds) or register one")
+
+    @staticmethod
+    def _result(arm: str, p: QAPair, text: str, abstained: bool, retrieved: list[str] | None = None,
+                context: str = "", relevance: float | None = None, latency: dict[str, float] | None = None,
+                prompt_tokens: int = 0, output_tokens: int = 0, cost: float | None = 0.0,
+                provider: str = "") -> QuestionResult:
+        return QuestionResult(arm=arm, question_id=p.id, question=p.question, gold=p.answer,
+                              category=p.category or ("unanswerable" if not p.answer else "factual"), answer=text,
+                              abstained=abstained, gold_docs=list(p.doc_ids), retrieved=retrieved or [], context=context, relevance=relevance,
+                              latency_ms=latency or {}, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                              cost_usd=cost, provider=provider)
+
+
+class RouterClassifier:
+    """Logistic regression on question embeddings: which arm a question should go to."""
+
+    def __init__(self, weights: np.ndarray, bias: float):
+        self.weights, self.bias = weights, bias
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: list[str], epochs: int = 300, lr: float = 0.5) -> RouterClassifier:
+        y = np.array([1.0 if label == "rag" else 0.0 for label in labels])
+        if len(set(y)) < 2:
+            raise WorkbenchError("the router's labelled examples need both labels, rag and ft")
+        w, b = np.zeros(features.shape[1]), 0.0
+        for _ in range(epochs):
+            p = 1 / (1 + np.exp(-(features @ w + b)))
+            w -= lr * (features.T @ (p - y) / len(y) + 1e-3 * w)
+            b -= lr * float((p - y).mean())
+        return cls(w, b)
+
+    def predict(self, features: np.ndarray) -> list[str]:
+        return ["rag" if v >= 0 else "ft" for v in features @ self.weights + self.bias]
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+def create_run(ws: Workspace, questions: list[QAPair], settings: EvalSettings) -> str:
+    run_id = f"eval-{uuid.uuid4().hex[:10]}"
+    with ws.db() as db:
+        db.execute("INSERT INTO eval_runs VALUES (?, ?, ?, ?, ?)",
+                   (run_id, time.time(), settings.model_dump_json(), json.dumps([asdict(q) for q in questions]),
+                    "created"))
+    return run_id
+
+
+def runs(ws: Workspace) -> list[dict[str, Any]]:
+    with ws.db() as db:
+        rows = db.execute("SELECT r.id, r.created_at, r.state, r.settings, COUNT(e.question_id) AS results "
+                          "FROM eval_runs r LEFT JOIN eval_results e ON e.run_id = r.id GROUP BY r.id "
+                          "ORDER BY r.created_at DESC").fetchall()
+    return [dict(r) for r in rows]
+
+
+def _load_run(ws: Workspace, run_id: str) -> tuple[EvalSettings, list[QAPair]]:
+    with ws.db() as db:
+        row = db.execute("SELECT settings, questions FROM eval_runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise WorkbenchError(f"no evaluation run '{run_id}'")
+    return EvalSettings.model_validate_json(row["settings"]), [QAPair(**q) for q in json.loads(row["questions"])]
+
+
+def results(ws: Workspace, run_id: str) -> dict[str, dict[str, QuestionResult]]:
+    """Saved results of a run: arm -> question id -> result."""
+    out: dict[str, dict[str, QuestionResult]] = {}
+    with ws.db() as db:
+        for r in db.execute("SELECT arm, question_id, result FROM eval_results WHERE run_id = ?", (run_id,)):
+            out.setdefault(r["arm"], {})[r["question_id"]] = QuestionResult(**json.loads(r["result"]))
+    return out
+
+
+def _save(ws: Workspace, run_id: str, result: QuestionResult) -> None:
+    with ws.db() as db:
+        db.execute("INSERT OR REPLACE INTO eval_results VALUES (?, ?, ?, ?)",
+                   (run_id, result.arm, result.question_id, json.dumps(asdict(result))))
+
+
+def _set_state(ws: Workspace, run_id: str, state: str) -> None:
+    with ws.db() as db:
+        db.execute("UPDATE eval_runs SET state = ? WHERE id = ?", (state, run_id))
+
+
+Progress = Callable[[str, int, int, float], None]   # arm, done, total, seconds left (estimate)
+
+
+def run(ws: Workspace, run_id: str, arms_ctx: Arms, progress: Progress | None = None,
+        stop: threading.Event | None = None) -> dict[str, dict[str, QuestionResult]]:
+    """Run (or resume) every arm of a run; each result is saved as soon as it is computed."""
+    settings, questions = _load_run(ws, run_id)
+    done = results(ws, run_id)
+    _set_state(ws, run_id, "running")
+    for arm in settings.arms:
+        finished = done.setdefault(arm, {})
+        todo = [q for q in questions if q.id not in finished]
+        started, total = time.perf_counter(), len(questions)
+        if progress:
+            progress(arm, len(finished), total, 0.0)
+        if not todo:
+            continue
+        if arm == "router":
+            for p in todo:
+                if stop is not None and stop.is_set():
+                    break
+                finished[p.id] = _route_one(ws, run_id, arms_ctx, p, done)
+                _save(ws, run_id, finished[p.id])
+                _report(progress, arm, finished, total, started, len(todo))
+            continue
+        fn = getattr(arms_ctx, arm)
+        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+            futures = {pool.submit(fn, p): p for p in todo}
+            for fut in as_completed(futures):
+                p = futures[fut]
+                try:
+                    res = fut.result()
+                except WorkbenchError as exc:
+                    if "no fine-tuned model" in str(exc) or "not trained" in str(exc):
+                        for f in futures:
+                            f.cancel()
+                        _set_state(ws, run_id, "stopped")
+                        raise
+                    res = Arms._result(arm, p, "", False)
+                    res.error = str(exc)
+                finished[p.id] = res
+                if res.error is None:  # failed questions are tried again when the run resumes
+                    _save(ws, run_id, res)
+                _report(progress, arm, finished, total, started, len(todo))
+                if stop is not None and stop.is_set():
+                    for f in futures:
+                        f.cancel()
+                    break
+        if stop is not None and stop.is_set():
+            _set_state(ws, run_id, "stopped")
+            return done
+    complete = all(len(done.get(a, {})) == len(questions) and all(r.error is None for r in done[a].values())
+                   for a in settings.arms)
+    _set_state(ws, run_id, "complete" if complete else "incomplete")
+    return done
+
+
+def _report(progress: Progress | None, arm: str, finished: dict, total: int, started: float, todo: int) -> None:
+    if progress:
+        new = len(finished) - (total - todo)
+        rate = (time.perf_counter() - started) / max(1, new)
+        progress(arm, len(finished), total, rate * (total - len(finished)))
+
+
+def _route_one(ws: Workspace, run_id: str, ctx: Arms, p: QAPair, done: dict[str, dict[str, QuestionResult]]
+               ) -> QuestionResult:
+    label, decide_ms = ctx.route(p)
+    chosen = done.get(label, {}).get(p.id)
+    if chosen is None:  # the chosen arm was not run for this question yet: run it once and keep it
+        chosen = getattr(ctx, label)(p)
+        if label in ctx.settings.arms:
+            done.setdefault(label, {})[p.id] = chosen
+            _save(ws, run_id, chosen)
+    routed = QuestionResult(**{**asdict(chosen), "arm": "router", "routed_to": label})
+    routed.latency_ms = {"route": decide_ms, **chosen.latency_ms}
+    return routed
+
+
+def train_router(ctx: Arms, examples: list[tuple[str, str]]) -> RouterClassifier:
+    """Train the question-type router on (question, 'rag' | 'ft') examples."""
+    features = np.asarray(ctx.embedder.embed([q for q, _ in examples]))
+    ctx.classifier = RouterClassifier.fit(features, [label for _, label in examples])
+    return ctx.classifier
+
+
+def oracle_labels(rag_results: dict[str, QuestionResult], ft_results: dict[str, QuestionResult]
+                  ) -> dict[str, str]:
+    """For questions both arms answered: which arm did better (ties go to the cheaper fine-tuned arm)."""
+    out = {}
+    for qid in set(rag_results) & set(ft_results):
+        out[qid] = "rag" if _score(rag_results[qid]) > _score(ft_results[qid]) else "ft"
+    return out
+
+
+def _score(r: QuestionResult) -> float:
+    """Per-question correctness: token F1 on answerable questions, abstaining on unanswerable ones."""
+    if not r.gold:
+        return 1.0 if r.abstained else 0.0
+    return 0.0 if r.abstained else metrics.token_f1(r.answer, r.gold)
+
+
+# --- summary ----------------------------------------------------------------------------------------
+
+def _with_ci(values: list[float], resamples: int, statistic: str = "mean") -> dict[str, float | None]:
+    if not values:
+        return {"value": None, "ci_low": None, "ci_high": None}
+    value = float(np.mean(values)) if statistic == "mean" else metrics.percentile(values, float(statistic[1:]))
+    low, high = metrics.bootstrap_ci(values, resamples, statistic=statistic)
+    return {"value": value, "ci_low": low, "ci_high": high}
+
+
+def arm_metrics(rows: list[QuestionResult], similarity: dict[str, float], resamples: int = 2000) -> dict[str, Any]:
+    """Every metric of one arm, each with its 95 % bootstrap interval as _ci_low / _ci_high siblings."""
+    answerable = [r for r in rows if r.gold and r.error is None]
+    unanswerable = [r for r in rows if not r.gold and r.error is None]
+    with_gold_docs = [r for r in rows if r.retrieved and r.gold_docs and r.error is None]
+    ok = [r for r in rows if r.error is None]
+    series: dict[str, tuple[list[float], str]] = {
+        "exact_match": ([0.0 if r.abstained else metrics.exact_match(r.answer, r.gold) for r in answerable], "mean"),
+        "f1": ([0.0 if r.abstained else metrics.token_f1(r.answer, r.gold) for r in answerable], "mean"),
+        "semantic_similarity": ([similarity[r.question_id] for r in answerable if r.question_id in similarity], "mean"),
+        "answered_rate": ([0.0 if r.abstained else 1.0 for r in answerable], "mean"),
+        "abstention_rate": ([1.0 if r.abstained else 0.0 for r in unanswerable], "mean"),
+        "fabrication_rate": ([0.0 if r.abstained else 1.0 for r in unanswerable], "mean"),
+        "latency_ms_p50": ([sum(r.latency_ms.values()) for r in ok], "p50"),
+        "latency_ms_p95": ([sum(r.latency_ms.values()) for r in ok], "p95"),
+        "prompt_tokens": ([float(r.prompt_tokens) for r in ok], "mean"),
+        "output_tokens": ([float(r.output_tokens) for r in ok], "mean"),
+        "cost_per_query_usd": ([r.cost_usd for r in ok if r.cost_usd is not None], "mean"),
+    }
+    if with_gold_docs:
+        series["recall_at_5"] = ([metrics.hit_at_k(r.retrieved, r.gold_docs, 5) for r in with_gold_docs], "mean")
+        series["mrr"] = ([metrics.reciprocal_rank(r.retrieved, r.gold_docs) for r in with_gold_docs], "mean")
+        series["ndcg_at_10"] = ([metrics.ndcg_at_k(r.retrieved, r.gold_docs, 10) for r in with_gold_docs], "mean")
+        series["groundedness"] = ([metrics.groundedness(r.answer, r.context) for r in answerable
+                                   if not r.abstained and r.context], "mean")
+    out: dict[str, Any] = {}
+    for name, (values, statistic) in series.items():
+        stats = _with_ci(values, resamples, statistic)
+        out[name] = stats["value"]
+        out[f"{name}_ci_low"] = stats["ci_low"]
+        out[f"{name}_ci_high"] = stats["ci_high"]
+    stages: dict[str, list[float]] = {}
+    for r in ok:
+        for k, v in r.latency_ms.items():
+            stages.setdefault(k, []).append(v)
+    out["latency_ms_p50_by_stage"] = {k: metrics.percentile(v, 50) for k, v in stages.items()}
+    out["latency_ms_p95_by_stage"] = {k: metrics.percentile(v, 95) for k, v in stages.items()}
+    out["questions"] = len(rows)
+    out["errors"] = sum(1 for r in rows if r.error)
+    return out
+
+
+def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[str, Any]:
+    """Metrics per arm with intervals, paired comparisons, routing accuracy, and the per-question table."""
+    settings, questions = _load_run(ws, run_id)
+    saved = results(ws, run_id)
+    embedder = embedder or _local_embedder()
+    out: dict[str, Any] = {"run": {"id": run_id, "questions": len(questions), "arms": settings.arms,
+                                   "settings": settings.model_dump()}}
+    by_q = {q.id: q for q in questions}
+    for arm in settings.arms:
+        rows = [saved.get(arm, {}).get(q.id) for q in questions]
+        rows = [r for r in rows if r is not None]
+        answered = [r for r in rows if r.gold and not r.abstained and r.error is None]
+        similarity = {}
+        if answered:
+            vectors = np.asarray(embedder.embed([r.answer for r in answered] + [r.gold for r in answered]))
+            n = len(answered)
+            similarity = {r.question_id: float(vectors[i] @ vectors[n + i]) for i, r in enumerate(answered)}
+        similarity.update({r.question_id: 0.0 for r in rows if r.gold and r.abstained})
+        out[arm] = {"label": ARM_LABELS[arm], "provider": rows[0].provider if rows else "",
+                    "metrics": arm_metrics(rows, similarity, settings.bootstrap_resamples),
+                    "per_question": [{**asdict(r), "score": _score(r), "f1": metrics.token_f1(r.answer, r.gold),
+                                      "exact_match": metrics.exact_match(r.answer, r.gold)} for r in rows]}
+    scores = {arm: {r["question_id"]: r["score"] for r in out[arm]["per_question"]} for arm in settings.arms}
+    comparisons = []
+    arms = settings.arms
+    for i, a in enumerate(arms):
+        for b in arms[i + 1:]:
+            common = [q.id for q in questions if q.id in scores[a] and q.id in scores[b]]
+            comparisons.append({"a": a, "b": b, "metric": "score", **metrics.paired_difference(
+                [scores[a][q] for q in common], [scores[b][q] for q in common], settings.bootstrap_resamples)})
+    out["comparisons"] = comparisons
+    if "router" in arms:
+        routed = out["router"]["per_question"]
+        correct = []
+        for r in routed:
+            other = "ft" if r["routed_to"] == "rag" else "rag"
+            alt = saved.get(other, {}).get(r["question_id"])
+            if alt is not None:
+                correct.append(1.0 if r["score"] >= _score(alt) else 0.0)
+        stats = _with_ci(correct, settings.bootstrap_resamples)
+        out["router"]["routing_accuracy"] = stats["value"]
+        out["router"]["routing_accuracy_ci_low"] = stats["ci_low"]
+        out["router"]["routing_accuracy_ci_high"] = stats["ci_high"]
+        out["router"]["routed_share_rag"] = float(np.mean([r["routed_to"] == "rag" for r in routed])) if routed else None
+    categories = sorted({by_q[q].category or ("unanswerable" if not by_q[q].answer else "factual") for q in by_q})
+    out["by_category"] = {arm: {c: float(np.mean([r["score"] for r in out[arm]["per_question"] if r["category"] == c]))
+                                for c in categories if any(r["category"] == c for r in out[arm]["per_question"])}
+                          for arm in arms}
+    return out
+
+
+def _local_embedder() -> Any:
+    from .providers.local_embedder import LocalEmbedder
+    return LocalEmbedder()
+
+
+def save_measured(ws: Workspace, summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Measured latency, tokens and cost per query of each arm, for the Estimate step to show beside its figures."""
+    measured = {}
+    for arm, option in ESTIMATE_OPTION.items():
+        if arm not in summary:
+            continue
+        m = summary[arm]["metrics"]
+        measured[option] = {"arm": arm, "label": summary[arm]["label"], "provider": summary[arm]["provider"],
+                            "latency_ms_p50": m["latency_ms_p50"], "latency_ms_p95": m["latency_ms_p95"],
+                            "latency_ms_p50_by_stage": m["latency_ms_p50_by_stage"],
+                            "prompt_tokens": m["prompt_tokens"], "output_tokens": m["output_tokens"],
+                            "cost_per_query_usd": m["cost_per_query_usd"], "run_id": summary["run"]["id"],
+                            "questions": summary["run"]["questions"], "measured_at": time.time()}
+    ws.set_state(MEASURED_KEY, measured)
+    return measured
+
+
+def measured_figures(ws: Workspace) -> dict[str, dict[str, Any]]:
+    return ws.get_state(MEASURED_KEY) or {}
+
+
+def default_questions(ws: Workspace) -> list[QAPair]:
+    """The held-out side of the Fine-tune split (made now if there is none)."""
+    from . import splits
+
+    split = splits.saved_split(ws) or splits.make_split(ws)
+    _, validation = splits.sides(ws, split)
+    if not validation:
+        raise WorkbenchError("no held-out questions: add question/answer pairs on the Data page")
+    return validation
+
+
+def build_arms(ws: Workspace, settings: EvalSettings) -> Arms:
+    """The arms with the configured providers (offline stand-ins unless configured otherwise)."""
+    from . import index, providers
+
+    cfg = providers.load_providers_config()
+    embedder = providers.get_embedder(cfg)
+    retriever = None
+    if any(a in settings.arms for a in ("rag", "ft_rag", "router")):
+        if index.index_meta(ws) is None or index.index_is_stale(ws):
+            index.build_index(ws, embedder)
+        retriever = Retriever(ws, embedder)
+    book = load_pricing().with_custom(saved_custom_prices(ws), source="custom prices")
+    return Arms(ws, settings, providers.get_chat_model(cfg), embedder, retriever, book=book,
+                context_window=cfg.chat.context_window)

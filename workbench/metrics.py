@@ -1,0 +1,117 @@
+"""Evaluation metrics, bootstrap confidence intervals and paired comparisons.
+
+Exact match and token F1 follow the SQuAD conventions (lower case, punctuation and articles removed).
+Retrieval metrics are document-level with binary relevance. Intervals are 95 % percentile bootstraps
+with a fixed seed, so the same results give the same intervals.
+"""
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+ABSTAIN_PATTERNS = re.compile(
+    r"(can(?:no|')t answer|cannot be answered|do(?:es)? not (?:contain|answer|mention|say)|don'?t know|"
+    r"not (?:in|covered by) the (?:documents|passages|context)|no information|unable to answer|i'?m not sure)", re.I)
+
+
+def normalize(text: str) -> str:
+    text = re.sub(r"\[\d+\]", " ", text.lower())           # citation marks are not part of the answer
+    text = _ARTICLES.sub(" ", text.translate(_PUNCT))
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize(prediction) == normalize(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    p, g = normalize(prediction).split(), normalize(gold).split()
+    if not p or not g:
+        return float(p == g)
+    common = sum((Counter(p) & Counter(g)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def is_abstention(text: str) -> bool:
+    return bool(ABSTAIN_PATTERNS.search(text or "")) or not (text or "").strip()
+
+
+def hit_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int) -> float:
+    gold = set(gold)
+    return float(any(d in gold for d in retrieved[:k]))
+
+
+def reciprocal_rank(retrieved: Sequence[str], gold: Iterable[str]) -> float:
+    gold = set(gold)
+    return next((1.0 / r for r, d in enumerate(retrieved, 1) if d in gold), 0.0)
+
+
+def ndcg_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int = 10) -> float:
+    """Binary-relevance nDCG@k over documents; a document counts once, at its first rank."""
+    gold = set(gold)
+    seen, dcg = set(), 0.0
+    for rank, d in enumerate(retrieved[:k], 1):
+        if d in gold and d not in seen:
+            dcg += 1.0 / math.log2(rank + 1)
+        seen.add(d)
+    ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(len(gold), k) + 1))
+    return dcg / ideal if ideal else 0.0
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("a an the of to in on for and or is are was were be by at from as it its this that with can "
+                  "you your i my we our do does did not no".split())
+
+
+def groundedness(answer: str, context: str) -> float:
+    """Share of the answer's content words found in the retrieved context (1.0 for an empty answer)."""
+    words = [w for w in _WORD.findall(normalize(answer)) if w not in _STOP]
+    if not words:
+        return 1.0
+    ctx = set(_WORD.findall(normalize(context)))
+    return sum(w in ctx for w in words) / len(words)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+def bootstrap_ci(values: Sequence[float], resamples: int = 2000, seed: int = 0, level: float = 0.95,
+                 statistic: str = "mean") -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (or the 50th/95th percentile) of the values."""
+    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    if len(x) == 1:
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    samples = x[rng.integers(0, len(x), size=(resamples, len(x)))]
+    if statistic == "mean":
+        stats = samples.mean(axis=1)
+    else:
+        stats = np.percentile(samples, float(statistic.lstrip("p")), axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0
+                      ) -> dict[str, float | bool]:
+    """Mean of a - b over the same questions, its 95 % bootstrap interval, and whether it excludes zero."""
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    if not pairs:
+        return {"difference": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "significant": False,
+                "questions": 0}
+    diff = [x - y for x, y in pairs]
+    low, high = bootstrap_ci(diff, resamples, seed)
+    return {"difference": float(np.mean(diff)), "ci_low": low, "ci_high": high,
+            "significant": bool(low > 0 or high < 0), "questions": len(diff)}
