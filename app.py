@@ -88,6 +88,7 @@ pages = [
     st.Page("pages/data.py", title="Data", icon="📄"),
     st.Page("pages/rag.py", title="RAG", icon="🔎"),
     st.Page("pages/finetune.py", title="Fine-tune", icon="🎯"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
 ]
 current = st.navigation(pages)
 if "start_page" in st.session_state:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from workbench import charts, corpus, costs, decision, pricing, scenario, sensitivity
+from workbench import charts, corpus, costs, decision, evaluation, pricing, scenario, sensitivity
 from workbench.errors import WorkbenchError
 
 if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
@@ -240,6 +240,15 @@ with results:
             "total": st.column_config.NumberColumn(format="$%.2f", help=f"set-up + {current.months} months"),
             "latency ms": st.column_config.NumberColumn(format="%.0f")})
         st.caption(f"USD. Monthly is the average over {current.months} months; total adds the set-up.")
+        measured = evaluation.measured_figures(ws)
+        if measured:
+            side = pd.DataFrame(costs.estimate_vs_measured(est, measured))
+            st.markdown("**Estimate and measurement** (from the Compare step)")
+            st.dataframe(side, hide_index=True, width="stretch", column_config={
+                c: st.column_config.NumberColumn(format="%.0f") for c in side.columns if "ms" in c or "tokens" in c}
+                | {c: st.column_config.NumberColumn(format="$%.6f") for c in side.columns if "$" in c})
+            st.caption("Measured on the workspace's held-out questions with the providers configured then; offline "
+                       "stand-ins answer locally for free, so their cost is not what a hosted model would charge.")
         d1, d2 = st.columns(2)
         d1.download_button("Summary (CSV)", summary.to_csv(index=False), "estimate_summary.csv", "text/csv",
                            width="stretch")

@@ -189,3 +189,46 @@ def loss_curves(metrics: list[dict]) -> go.Figure:
         fig.add_scatter(x=steps, y=[m.get("valid_loss") for m in metrics], name="validation loss",
                         mode="lines+markers", line=dict(color="#F58518"))
     return _layout(fig, xaxis_title="step", yaxis_title="loss", height=300)
+
+
+# --- Compare ---------------------------------------------------------------------------------------
+
+ARM_COLOURS = {"base": "#BAB0AC", "rag": "#F58518", "ft": "#4C78A8", "ft_rag": "#54A24B", "router": "#B279A2"}
+
+
+def metric_bars(summary: dict, arms: list[str], metric: str) -> go.Figure:
+    """One bar per arm with its 95 % bootstrap interval."""
+    shown = [a for a in arms if summary[a]["metrics"].get(metric) is not None]
+    values = [summary[a]["metrics"][metric] for a in shown]
+    low = [summary[a]["metrics"][f"{metric}_ci_low"] for a in shown]
+    high = [summary[a]["metrics"][f"{metric}_ci_high"] for a in shown]
+    fig = go.Figure(go.Bar(
+        x=[summary[a]["label"] for a in shown], y=values, marker_color=[ARM_COLOURS.get(a, "#999") for a in shown],
+        error_y=dict(type="data", symmetric=False, array=[h - v for h, v in zip(high, values)],
+                     arrayminus=[v - lo for v, lo in zip(values, low)]),
+        hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    return _layout(fig, yaxis_title=f"{metric.replace('_', ' ')} (95% CI)", height=360)
+
+
+def latency_boxes(summary: dict, arms: list[str]) -> go.Figure:
+    fig = go.Figure()
+    for a in arms:
+        values = [sum(r["latency_ms"].values()) for r in summary[a]["per_question"] if not r.get("error")]
+        fig.add_box(y=values, name=summary[a]["label"], marker_color=ARM_COLOURS.get(a, "#999"), boxpoints="outliers")
+    return _layout(fig, yaxis_title="milliseconds per question", height=380, showlegend=False)
+
+
+def quality_vs_cost(summary: dict, arms: list[str]) -> go.Figure:
+    fig = go.Figure()
+    for a in arms:
+        m = summary[a]["metrics"]
+        if m.get("f1") is None:
+            continue
+        fig.add_scatter(x=[m["cost_per_query_usd"] or 0.0], y=[m["f1"]], mode="markers+text", name=summary[a]["label"],
+                        text=[summary[a]["label"]], textposition="top center",
+                        marker=dict(size=14, color=ARM_COLOURS.get(a, "#999")),
+                        error_y=dict(type="data", symmetric=False, array=[m["f1_ci_high"] - m["f1"]],
+                                     arrayminus=[m["f1"] - m["f1_ci_low"]]),
+                        hovertemplate="%{text}<br>$%{x:.6f} per query<br>F1 %{y:.3f}<extra></extra>")
+    return _layout(fig, xaxis_title="measured cost per query (USD)", yaxis_title="F1 (95% CI)", height=380,
+                   showlegend=False)

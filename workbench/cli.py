@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from . import (corpus, costs, decision, exports, finetune, index, pricing, providers, rag, scenario, sensitivity,
-               splits, tokens, workspace)
+from . import (corpus, costs, decision, evaluation, exports, finetune, index, pricing, providers, rag, scenario,
+               sensitivity, splits, tokens, workspace)
 from .chunking import ChunkSettings
 from .errors import WorkbenchError
 
@@ -355,6 +355,91 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
     if job["metrics"]:
         last = job["metrics"][-1]
         click.echo(f"  step {last['step']}: train loss {last['train_loss']}, validation loss {last['valid_loss']}")
+
+
+# --- eval -------------------------------------------------------------------------------------------
+
+@main.command("eval")
+@click.option("--docs", "docs_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="A folder of documents, or a corpus.jsonl with id/title/text per line.")
+@click.option("--qa", "qa_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Questions: JSONL with question, answer, doc_ids (an empty answer = unanswerable).")
+@click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pairs to fine-tune on; without it, a leakage-guarded split of --qa.")
+@click.option("--arms", default=",".join(evaluation.ARMS), show_default=True, help="Comma-separated arms.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--workspace", "ws_name", help="Workspace to keep everything in (default: one named after the inputs, "
+                                             "so running the same command again resumes).")
+@click.option("--router", "router_rule", type=click.Choice(["relevance", "classifier"]), default="relevance",
+              show_default=True)
+@click.option("--concurrency", default=4, show_default=True, type=int)
+def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str, out_path: Path,
+             ws_name: str | None, router_rule: str, concurrency: int) -> None:
+    """Evaluate every arm on the same questions of any corpus and write RESULTS.json."""
+    import hashlib
+
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
+    unknown = [a for a in arm_list if a not in evaluation.ARMS]
+    if unknown:
+        raise WorkbenchError(f"unknown arm(s): {', '.join(unknown)}; expected: {', '.join(evaluation.ARMS)}",
+                             field="arms")
+    docs = corpus.load_corpus_path(docs_path)
+    digest = hashlib.sha256()
+    for name, data in docs + [(qa_path.name, qa_path.read_bytes())] + (
+            [(train_path.name, train_path.read_bytes())] if train_path else []):
+        digest.update(name.encode() + data)
+    ws = workspace.open_workspace(ws_name or f"eval-{digest.hexdigest()[:10]}", create=True)
+    report = corpus.ingest(ws, docs)
+    for p in report.problems:
+        click.echo(f"{p.level}: {p}", err=True)
+    qa_report = corpus.ingest(ws, [(qa_path.name, qa_path.read_bytes())], kind="qa")
+    for p in qa_report.problems:
+        click.echo(f"{p.level}: {p}", err=True)
+    pairs = corpus.qa_pairs(ws)
+    if train_path:
+        corpus.ingest(ws, [(train_path.name, train_path.read_bytes())], kind="qa")
+        pairs = corpus.qa_pairs(ws)
+        split = splits.Split(train=[p.id for p in pairs if p.source == train_path.name],
+                             validation=[p.id for p in pairs if p.source == qa_path.name],
+                             validation_share=0.0, seed=0, groups=0, guarded_links=0)
+        splits.save_split(ws, split)
+    elif splits.saved_split(ws) is None:
+        splits.make_split(ws)
+    settings = evaluation.EvalSettings(arms=arm_list, router_rule=router_rule, concurrency=concurrency)
+    questions = evaluation.default_questions(ws)
+    if any(a in arm_list for a in ("ft", "ft_rag", "router")) and not finetune.trained_models(ws):
+        click.echo("training the local stand-in for the fine-tuned arm", err=True)
+        finetune.run_local(ws)
+    ctx = evaluation.build_arms(ws, settings)
+    ids = {q.id for q in questions}
+    pending = [r for r in evaluation.runs(ws) if r["state"] != "complete"
+               and json.loads(r["settings"])["arms"] == arm_list]
+    run_id = pending[0]["id"] if pending else evaluation.create_run(ws, questions, settings)
+    if pending:
+        click.echo(f"resuming {run_id}", err=True)
+    if router_rule == "classifier" and "router" in arm_list:
+        train_side, _ = splits.sides(ws, splits.saved_split(ws))
+        sample = [p for p in train_side if p.answer][:80]
+        labels = evaluation.oracle_labels({p.id: ctx.rag(p) for p in sample}, {p.id: ctx.ft(p) for p in sample})
+        evaluation.train_router(ctx, [(p.question, labels[p.id]) for p in sample if p.id in labels])
+    last: dict[str, int] = {}
+
+    def progress(arm: str, done: int, total: int, eta: float) -> None:
+        if done == total or done - last.get(arm, -10) >= 10:
+            last[arm] = done
+            click.echo(f"  {arm}: {done}/{total}" + (f", about {eta:.0f} s left" if eta else ""), err=True)
+
+    evaluation.run(ws, run_id, ctx, progress)
+    summary = evaluation.summarize(ws, run_id, ctx.embedder)
+    summary["run"]["workspace"] = ws.name
+    summary["run"]["question_ids"] = sorted(ids)
+    workspace.atomic_write_text(out_path, json.dumps(summary, indent=1, default=str))
+    for arm in arm_list:
+        m = summary[arm]["metrics"]
+        f1 = f"{m['f1']:.3f} [{m['f1_ci_low']:.3f}, {m['f1_ci_high']:.3f}]" if m["f1"] is not None else "n/a"
+        click.echo(f"{arm:<8} F1 {f1}  abstains {m['abstention_rate'] if m['abstention_rate'] is not None else 'n/a'}"
+                   f"  p50 {m['latency_ms_p50']:.0f} ms  ({summary[arm]['provider']})")
+    click.echo(f"wrote {out_path}")
 
 
 # --- tokens -----------------------------------------------------------------------------------------

@@ -553,3 +553,26 @@ def estimate(s: Scenario, book: PriceBook | None = None, cfg: EstimateConfig | N
         latency_source=cfg.latency.source,
         params=params,
     )
+
+
+def estimate_vs_measured(est: Estimate, measured: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows putting the estimated latency, prompt tokens and cost per query beside those measured in Compare."""
+    rows = []
+    for option, m in measured.items():
+        if option not in est.options:
+            continue
+        o = est.options[option]
+        prompt = est.params["ft_prompt"] if option == "fine_tuning" else est.params["prompt"]
+        if option in ("rag", "hybrid_sequential"):
+            prompt += est.context_tokens
+        elif option == "hybrid_routing":
+            share = est.params["share_rag"]
+            prompt = share * (est.params["prompt"] + est.context_tokens) + (1 - share) * est.params["ft_prompt"]
+        inference = o.monthly_by_component.get("inference", 0.0) / est.scenario["queries_per_month"] \
+            if est.scenario["queries_per_month"] else 0.0
+        rows.append({"option": o.label, "measured with": m.get("provider", ""),
+                     "latency ms (estimate)": o.latency_ms["total"], "latency ms p50 (measured)": m["latency_ms_p50"],
+                     "prompt tokens (estimate)": prompt, "prompt tokens (measured)": m["prompt_tokens"],
+                     "$ inference / query (estimate)": inference,
+                     "$ / query (measured)": m["cost_per_query_usd"]})
+    return rows

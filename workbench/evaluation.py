@@ -465,8 +465,11 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
             n = len(answered)
             similarity = {r.question_id: float(vectors[i] @ vectors[n + i]) for i, r in enumerate(answered)}
         similarity.update({r.question_id: 0.0 for r in rows if r.gold and r.abstained})
+        figures = arm_metrics(rows, similarity, settings.bootstrap_resamples)
+        extras = {k: figures.pop(k) for k in ("latency_ms_p50_by_stage", "latency_ms_p95_by_stage", "questions",
+                                              "errors")}
         out[arm] = {"label": ARM_LABELS[arm], "provider": rows[0].provider if rows else "",
-                    "metrics": arm_metrics(rows, similarity, settings.bootstrap_resamples),
+                    "metrics": figures, **extras,
                     "per_question": [{**asdict(r), "score": _score(r), "f1": metrics.token_f1(r.answer, r.gold),
                                       "exact_match": metrics.exact_match(r.answer, r.gold)} for r in rows]}
     scores = {arm: {r["question_id"]: r["score"] for r in out[arm]["per_question"]} for arm in settings.arms}
@@ -512,7 +515,7 @@ def save_measured(ws: Workspace, summary: dict[str, Any]) -> dict[str, dict[str,
         m = summary[arm]["metrics"]
         measured[option] = {"arm": arm, "label": summary[arm]["label"], "provider": summary[arm]["provider"],
                             "latency_ms_p50": m["latency_ms_p50"], "latency_ms_p95": m["latency_ms_p95"],
-                            "latency_ms_p50_by_stage": m["latency_ms_p50_by_stage"],
+                            "latency_ms_p50_by_stage": summary[arm]["latency_ms_p50_by_stage"],
                             "prompt_tokens": m["prompt_tokens"], "output_tokens": m["output_tokens"],
                             "cost_per_query_usd": m["cost_per_query_usd"], "run_id": summary["run"]["id"],
                             "questions": summary["run"]["questions"], "measured_at": time.time()}

@@ -1,0 +1,218 @@
+"""Compare: every arm on the same held-out questions, with confidence intervals and a per-question view."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from workbench import charts, corpus, evaluation, finetune, parsing
+from workbench.errors import WorkbenchError
+
+if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
+    st.session_state.start_page = "pages/compare.py"
+    st.switch_page("app.py")
+ws = st.session_state.ws
+
+st.title("Compare: the arms on the same held-out questions")
+if not corpus.qa_pairs(ws):
+    st.info("No question/answer pairs in this workspace yet: add some on the Data page.")
+    st.stop()
+
+with st.container(border=True):
+    c1, c2, c3 = st.columns([3, 2, 2])
+    arms = c1.multiselect("Arms", list(evaluation.ARMS), default=list(evaluation.ARMS),
+                          format_func=evaluation.ARM_LABELS.get, key="cmp_arms")
+    rule = c2.radio("Router rule", ["relevance", "classifier"], horizontal=True, key="cmp_rule",
+                    format_func={"relevance": "retrieval relevance threshold",
+                                 "classifier": "question-type classifier"}.get)
+    threshold = c2.slider("Send to RAG at relevance ≥", 0.0, 1.0, 0.45, 0.01, key="cmp_threshold",
+                          disabled=rule != "relevance")
+    concurrency = c3.number_input("Concurrent calls", 1, 32, 4, key="cmp_concurrency")
+    models = finetune.trained_models(ws)
+    ft_model = c3.selectbox("Fine-tuned arm", [m.id for m in models] or ["(none yet)"], key="cmp_ft",
+                            format_func=lambda i: next((m.label for m in models if m.id == i), i))
+    source = st.radio("Questions", ["held-out side of the Fine-tune split", "an uploaded evaluation file"],
+                      horizontal=True, key="cmp_source")
+    upload = None
+    if source.startswith("an uploaded"):
+        upload = st.file_uploader("Evaluation file (JSONL or CSV with question, answer, doc_ids)", type=["jsonl", "csv"],
+                                  key="cmp_upload")
+    labels_file = None
+    if rule == "classifier":
+        labels_file = st.file_uploader("Router training examples (CSV with question, label = rag or ft); "
+                                       "without one, labels come from which arm did better on the training side",
+                                       type=["csv"], key="cmp_labels")
+    if not models and any(a in arms for a in ("ft", "ft_rag", "router")):
+        st.warning("No fine-tuned model yet: train one on the Fine-tune page (the local trainer takes seconds), "
+                   "or leave the fine-tuned arms out.")
+    start = st.button("Run comparison", type="primary", key="cmp_run", disabled=not arms)
+
+
+def _questions():
+    if upload is None:
+        return evaluation.default_questions(ws)
+    parsed = parsing.parse_qa_file(upload.name, upload.getvalue())
+    for p in parsed.problems:
+        st.warning(str(p))
+    for i, p in enumerate(parsed.pairs, 1):
+        p.id = p.id or f"{upload.name}#{i}"
+    if not parsed.pairs:
+        raise WorkbenchError(f"{upload.name}: no questions could be read")
+    return parsed.pairs
+
+
+def _router_examples(ctx) -> list[tuple[str, str]]:
+    if labels_file is not None:
+        rows = pd.read_csv(labels_file)
+        if not {"question", "label"} <= set(rows.columns):
+            raise WorkbenchError(f"{labels_file.name}: needs the columns question and label", file=labels_file.name)
+        return [(str(q), str(lbl).strip().lower()) for q, lbl in zip(rows["question"], rows["label"])]
+    from workbench import splits
+    train_side, _ = splits.sides(ws, splits.saved_split(ws) or splits.make_split(ws))
+    sample = [p for p in train_side if p.answer][:80]
+    rag_res = {p.id: ctx.rag(p) for p in sample}
+    ft_res = {p.id: ctx.ft(p) for p in sample}
+    labels = evaluation.oracle_labels(rag_res, ft_res)
+    return [(p.question, labels[p.id]) for p in sample if p.id in labels]
+
+
+def _run(run_id: str) -> None:
+    settings = evaluation.EvalSettings(arms=arms, router_rule=rule, router_threshold=threshold,
+                                       concurrency=int(concurrency), ft_model=ft_model if models else None)
+    with st.status("Preparing the arms...", expanded=True) as status:
+        ctx = evaluation.build_arms(ws, settings)
+        if rule == "classifier" and "router" in arms:
+            status.update(label="Training the router's question-type classifier...")
+            evaluation.train_router(ctx, _router_examples(ctx))
+        bars = {a: st.progress(0.0, text=evaluation.ARM_LABELS[a]) for a in arms}
+
+        def progress(arm: str, done: int, total: int, eta: float) -> None:
+            bars[arm].progress(done / total if total else 1.0,
+                               text=f"{evaluation.ARM_LABELS[arm]}: {done}/{total} questions"
+                                    + (f", about {eta:.0f} s left" if eta else ""))
+
+        evaluation.run(ws, run_id, ctx, progress)
+        status.update(label="Done", state="complete")
+
+
+if start:
+    try:
+        settings = evaluation.EvalSettings(arms=arms, router_rule=rule, router_threshold=threshold,
+                                           concurrency=int(concurrency), ft_model=ft_model if models else None)
+        run_id = evaluation.create_run(ws, _questions(), settings)
+        st.session_state.cmp_run_id = run_id
+        _run(run_id)
+    except WorkbenchError as exc:
+        st.error(str(exc))
+
+all_runs = evaluation.runs(ws)
+if not all_runs:
+    st.info("No comparison yet. Choose the arms and run it; results are saved per question as they come.")
+    st.stop()
+run_ids = [r["id"] for r in all_runs]
+default = run_ids.index(st.session_state.get("cmp_run_id")) if st.session_state.get("cmp_run_id") in run_ids else 0
+chosen = st.selectbox("Run", run_ids, index=default, key="cmp_pick",
+                      format_func=lambda i: next(f"{r['id']} · {r['state']} · {r['results']} results" for r in all_runs
+                                                 if r["id"] == i))
+info = next(r for r in all_runs if r["id"] == chosen)
+if info["state"] != "complete":
+    st.warning(f"This run is {info['state']}: results so far are shown. Resume computes only what is missing.")
+    if st.button("Resume", key="cmp_resume"):
+        try:
+            arms = json.loads(info["settings"])["arms"]
+            rule = json.loads(info["settings"])["router_rule"]
+            _run(chosen)
+            st.rerun()
+        except WorkbenchError as exc:
+            st.error(str(exc))
+
+summary = evaluation.summarize(ws, chosen)
+run_arms = [a for a in summary["run"]["arms"] if a in summary]
+offline = [summary[a]["provider"] for a in run_arms if "stand-in" in summary[a]["provider"]]
+if offline:
+    st.caption("Offline stand-ins in this run: " + "; ".join(sorted(set(offline)))
+               + ". Their figures show the workflow, not what a hosted LLM would score.")
+
+rows = []
+for a in run_arms:
+    m = summary[a]["metrics"]
+    rows.append({"arm": summary[a]["label"], "exact match": m["exact_match"], "F1": m["f1"],
+                 "F1 95% CI": f"{m['f1_ci_low']:.2f}–{m['f1_ci_high']:.2f}" if m["f1"] is not None else "",
+                 "semantic sim.": m["semantic_similarity"],
+                 "recall@5": m.get("recall_at_5"), "MRR": m.get("mrr"), "nDCG@10": m.get("ndcg_at_10"),
+                 "grounded": m.get("groundedness"), "abstains (unanswerable)": m["abstention_rate"],
+                 "fabricates (unanswerable)": m["fabrication_rate"], "p50 ms": m["latency_ms_p50"],
+                 "p95 ms": m["latency_ms_p95"], "tokens in": m["prompt_tokens"], "tokens out": m["output_tokens"],
+                 "$ / query": m["cost_per_query_usd"], "provider": summary[a]["provider"]})
+table = pd.DataFrame(rows)
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    c: st.column_config.NumberColumn(format="%.3f") for c in ("exact match", "F1", "semantic sim.", "recall@5", "MRR",
+                                                              "nDCG@10", "grounded", "abstains (unanswerable)",
+                                                              "fabricates (unanswerable)")}
+    | {"p50 ms": st.column_config.NumberColumn(format="%.0f"), "p95 ms": st.column_config.NumberColumn(format="%.0f"),
+       "$ / query": st.column_config.NumberColumn(format="$%.6f")})
+if "router" in run_arms and summary["router"].get("routing_accuracy") is not None:
+    r = summary["router"]
+    st.caption(f"Router: {r['routed_share_rag']:.0%} of questions sent to RAG; routing accuracy "
+               f"{r['routing_accuracy']:.2f} (95% CI {r['routing_accuracy_ci_low']:.2f}–{r['routing_accuracy_ci_high']:.2f}), "
+               "the share of questions where the chosen arm did at least as well as the other.")
+
+d1, d2, d3 = st.columns(3)
+d1.download_button("Summary (CSV)", table.to_csv(index=False), "compare_summary.csv", "text/csv", width="stretch")
+d2.download_button("Results (JSON)", json.dumps(summary, indent=1, default=str), "results.json", "application/json",
+                   width="stretch")
+if d3.button("Send measured figures to Estimate", width="stretch", key="cmp_to_estimate"):
+    measured = evaluation.save_measured(ws, summary)
+    st.success(f"Sent measured latency, tokens and cost per query for {len(measured)} option(s); the Estimate "
+               "page shows them beside its figures.")
+
+tabs = st.tabs(["Metrics", "Latency", "Quality vs cost", "Paired differences", "Per question"])
+with tabs[0]:
+    metric = st.selectbox("Metric", ["f1", "exact_match", "semantic_similarity", "abstention_rate", "fabrication_rate",
+                                     "recall_at_5", "mrr", "ndcg_at_10", "groundedness"], key="cmp_metric")
+    st.plotly_chart(charts.metric_bars(summary, run_arms, metric), width="stretch")
+    if summary.get("by_category"):
+        st.dataframe(pd.DataFrame(summary["by_category"]).T.rename(index=evaluation.ARM_LABELS), width="stretch")
+        st.caption("Score by question category: F1 on answerable questions, 1 for abstaining on unanswerable ones.")
+with tabs[1]:
+    st.plotly_chart(charts.latency_boxes(summary, run_arms), width="stretch")
+with tabs[2]:
+    st.plotly_chart(charts.quality_vs_cost(summary, run_arms), width="stretch")
+with tabs[3]:
+    diffs = pd.DataFrame([{"A": evaluation.ARM_LABELS[c["a"]], "B": evaluation.ARM_LABELS[c["b"]],
+                           "A minus B": c["difference"], "95% CI": f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f}",
+                           "larger than noise": "yes" if c["significant"] else "no", "questions": c["questions"]}
+                          for c in summary["comparisons"]])
+    st.dataframe(diffs, hide_index=True, width="stretch")
+    st.caption("Paired bootstrap over the same questions of the per-question score (F1, or 1 for abstaining on an "
+               "unanswerable question). 'Larger than noise' when the interval excludes zero.")
+with tabs[4]:
+    f1c, f2c = st.columns(2)
+    filters = ["all questions"]
+    if "rag" in run_arms and "ft" in run_arms:
+        filters += ["RAG right, fine-tuned wrong", "fine-tuned right, RAG wrong"]
+    flt = f1c.selectbox("Show", filters, key="cmp_filter")
+    categories = sorted({r["category"] for a in run_arms for r in summary[a]["per_question"]})
+    cat = f2c.selectbox("Category", ["all"] + categories, key="cmp_category")
+    by_arm = {a: {r["question_id"]: r for r in summary[a]["per_question"]} for a in run_arms}
+    first = run_arms[0]
+    rows = []
+    for qid, base in by_arm[first].items():
+        if cat != "all" and base["category"] != cat:
+            continue
+        if flt != "all questions":
+            rag_ok, ft_ok = by_arm["rag"][qid]["score"] >= 0.5, by_arm["ft"][qid]["score"] >= 0.5
+            if flt.startswith("RAG right") and not (rag_ok and not ft_ok):
+                continue
+            if flt.startswith("fine-tuned right") and not (ft_ok and not rag_ok):
+                continue
+        row = {"question": base["question"], "gold": base["gold"] or "(unanswerable)", "category": base["category"]}
+        for a in run_arms:
+            r = by_arm[a].get(qid)
+            row[f"{a}: answer"] = r["answer"] if r else ""
+            row[f"{a}: score"] = r["score"] if r else None
+        rows.append(row)
+    st.caption(f"{len(rows)} question(s)")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.download_button("Per question (CSV)", pd.DataFrame(rows).to_csv(index=False), "per_question.csv", "text/csv")
