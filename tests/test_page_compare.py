@@ -1,0 +1,37 @@
+"""The Compare page, clicked through with AppTest, and its measured figures on the Estimate page."""
+from workbench import evaluation, finetune, sample, splits, workspace
+from workbench.providers.local_trainer import Hyperparameters
+
+
+def test_compare_page_runs_shows_and_sends_to_estimate(app_test):
+    ws = sample.open_sample()
+    splits.make_split(ws)
+    finetune.run_local(ws, Hyperparameters(epochs=5))
+    at = app_test().run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    at.multiselect(key="cmp_arms").set_value(["rag", "ft", "router"]).run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["arm"]) == ["RAG", "Fine-tuned", "Router (selective hybrid)"]
+    assert table.loc[0, "F1"] > table.loc[1, "F1"]
+    assert any("Offline stand-ins in this run" in c.value for c in at.caption)
+    assert any(c.value.startswith("Router:") and "routing accuracy" in c.value for c in at.caption)
+    at.selectbox(key="cmp_filter").set_value("RAG right, fine-tuned wrong").run()
+    assert not at.exception
+    at.button(key="cmp_to_estimate").click().run()
+    assert any("Sent measured latency" in s.value for s in at.success)
+    assert set(evaluation.measured_figures(workspace.open_workspace("sample"))) == {"rag", "fine_tuning",
+                                                                                   "hybrid_routing"}
+    at.switch_page("pages/estimate.py").run()
+    side = next(d.value for d in at.dataframe if "latency ms p50 (measured)" in d.value.columns)
+    assert set(side["option"]) == {"RAG", "Fine-tuning", "Hybrid (routing)"}
+
+
+def test_compare_page_without_a_model_explains(app_test):
+    at = app_test().run()
+    at.switch_page("pages/compare.py").run()
+    assert any("No fine-tuned model yet" in w.value for w in at.warning)
+    at.button(key="cmp_run").click().run()
+    assert any("no fine-tuned model yet" in e.value for e in at.error)
