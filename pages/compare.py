@@ -167,6 +167,31 @@ if d3.button("Send measured figures to Estimate", width="stretch", key="cmp_to_e
     st.success(f"Sent measured latency, tokens and cost per query for {len(measured)} option(s); the Estimate "
                "page shows them beside its figures.")
 
+with st.expander("LLM judge (optional)"):
+    from workbench import providers as _providers
+
+    try:
+        judge_model = _providers.get_chat_model()
+    except WorkbenchError as exc:
+        judge_model = None
+        st.error(str(exc))
+    if judge_model is None or not hasattr(judge_model, "complete"):
+        st.caption("Needs a chat model: switch `chat` to an OpenAI-compatible provider in configs/providers.yaml. "
+                   "The offline extractive answerer cannot grade.")
+    else:
+        st.caption(f"{judge_model.label} grades each answered question for correctness (against the gold answer) "
+                   "and faithfulness (against the retrieved context); verdicts are saved with the run.")
+        if st.button("Run the judge", key="cmp_judge"):
+            try:
+                st.session_state.cmp_judge_report = evaluation.judge(ws, chosen, judge_model)
+            except WorkbenchError as exc:
+                st.error(str(exc))
+        report = st.session_state.get("cmp_judge_report")
+        if report:
+            st.dataframe(pd.DataFrame([{"arm": evaluation.ARM_LABELS[a], **v} for a, v in report.items()]),
+                         hide_index=True, width="stretch")
+            st.caption("agreement_with_f1: share of judged answers where the judge's verdict matches F1 ≥ 0.5.")
+
 tabs = st.tabs(["Metrics", "Latency", "Quality vs cost", "Paired differences", "Per question"])
 with tabs[0]:
     metric = st.selectbox("Metric", ["f1", "exact_match", "semantic_similarity", "abstention_rate", "fabrication_rate",

@@ -175,3 +175,49 @@ def test_the_openai_arms_on_the_local_server(openai_server, openai_providers):
     assert s["rag"]["metrics"]["prompt_tokens"] > s["base"]["metrics"]["prompt_tokens"]  # context costs tokens
     chat_calls = [r for r in openai_server.requests if r["path"] == "/v1/chat/completions"]
     assert len(chat_calls) == 12 + 2   # 6 questions x 2 arms, plus the 2 rate-limited tries
+
+
+class GradingModel:
+    """A stand-in judge for the test: correct when the candidate contains the reference answer."""
+
+    name, label, offline, model_id = "grader", "grader", False, "grader"
+
+    def complete(self, messages, max_tokens=50):
+        from workbench.providers import ChatResult
+
+        text = messages[-1]["content"]
+        reference = text.split("Reference answer: ")[1].split("\n")[0]
+        candidate = text.split("Candidate answer: ")[1].split("\n")[0]
+        verdict = "true" if reference.lower() in candidate.lower() else "false"
+        return ChatResult(f'{{"correct": {verdict}, "faithful": true}}', 10, 5, "grader")
+
+
+def test_llm_judge_and_its_agreement(prepared):
+    ws, questions = prepared
+    settings = evaluation.EvalSettings(arms=["rag", "ft"])
+    ctx = evaluation.build_arms(ws, settings)
+    run_id = evaluation.create_run(ws, questions, settings)
+    evaluation.run(ws, run_id, ctx)
+    report = evaluation.judge(ws, run_id, GradingModel())
+    saved = evaluation.results(ws, run_id)
+    rag_answered = [r for r in saved["rag"].values() if r.gold and not r.abstained]
+    assert report["rag"]["judged"] == len(rag_answered)
+    expected = sum(r.gold.lower() in r.answer.lower() for r in rag_answered) / len(rag_answered)
+    assert report["rag"]["correct_rate"] == pytest.approx(expected)
+    assert 0 <= report["rag"]["agreement_with_f1"] <= 1
+    with pytest.raises(WorkbenchError, match="needs a chat model"):
+        evaluation.judge(ws, run_id, ctx.chat)  # the extractive stand-in cannot grade
+
+
+def test_unreadable_judge_verdicts_are_left_out(openai_server, openai_providers):
+    from workbench import providers
+
+    ws = workspace.open_workspace("judge", create=True)
+    sample.ensure_sample(ws)
+    splits.make_split(ws)
+    settings = evaluation.EvalSettings(arms=["rag"])
+    ctx = evaluation.build_arms(ws, settings)
+    run_id = evaluation.create_run(ws, evaluation.default_questions(ws)[:4], settings)
+    evaluation.run(ws, run_id, ctx)
+    report = evaluation.judge(ws, run_id, providers.get_chat_model())  # the test server does not answer in JSON
+    assert report["rag"] == {"judged": 0, "correct_rate": None, "faithful_rate": None, "agreement_with_f1": None}

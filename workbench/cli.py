@@ -373,8 +373,9 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
 @click.option("--router", "router_rule", type=click.Choice(["relevance", "classifier"]), default="relevance",
               show_default=True)
 @click.option("--concurrency", default=4, show_default=True, type=int)
+@click.option("--judge", is_flag=True, help="Also grade answers with the configured chat model (LLM judge).")
 def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str, out_path: Path,
-             ws_name: str | None, router_rule: str, concurrency: int) -> None:
+             ws_name: str | None, router_rule: str, concurrency: int, judge: bool) -> None:
     """Evaluate every arm on the same questions of any corpus and write RESULTS.json."""
     import hashlib
 
@@ -433,6 +434,8 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
     summary = evaluation.summarize(ws, run_id, ctx.embedder)
     summary["run"]["workspace"] = ws.name
     summary["run"]["question_ids"] = sorted(ids)
+    if judge:
+        summary["judge"] = evaluation.judge(ws, run_id, ctx.chat, concurrency)
     workspace.atomic_write_text(out_path, json.dumps(summary, indent=1, default=str))
     for arm in arm_list:
         m = summary[arm]["metrics"]

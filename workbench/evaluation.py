@@ -555,3 +555,67 @@ def build_arms(ws: Workspace, settings: EvalSettings) -> Arms:
     book = load_pricing().with_custom(saved_custom_prices(ws), source="custom prices")
     return Arms(ws, settings, providers.get_chat_model(cfg), embedder, retriever, book=book,
                 context_window=cfg.chat.context_window)
+
+
+# --- optional LLM judge -----------------------------------------------------------------------------
+
+JUDGE_SYSTEM = ("You grade answers to questions about a product's documentation. Reply with JSON only: "
+                '{"correct": true or false, "faithful": true or false}. correct: the candidate answer means the '
+                "same as the reference answer. faithful: every claim in the candidate is supported by the context "
+                "(true when there is no context and the candidate makes no claim).")
+
+
+def _verdict(text: str) -> dict[str, bool] | None:
+    import re as _re
+
+    match = _re.search(r"\{.*\}", text or "", _re.S)
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group())
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("correct"), bool):
+        return None
+    return {"correct": data["correct"], "faithful": bool(data.get("faithful", data["correct"]))}
+
+
+def judge(ws: Workspace, run_id: str, chat: Any, concurrency: int = 4) -> dict[str, dict[str, Any]]:
+    """Ask a chat model to grade every answered, answerable question; verdicts are saved and reused.
+
+    Returns per arm: how many were judged, the judge's correct and faithful rates, and its agreement with
+    the automatic metric (token F1 of 0.5 or more counted as correct).
+    """
+    if not hasattr(chat, "complete"):
+        raise WorkbenchError("the LLM judge needs a chat model: configure one in configs/providers.yaml")
+    saved = results(ws, run_id)
+    key = f"judge:{run_id}"
+    verdicts: dict[str, Any] = ws.get_state(key) or {}
+    todo = [(arm, r) for arm, rows in saved.items() for r in rows.values()
+            if r.gold and not r.abstained and r.error is None and f"{arm}:{r.question_id}" not in verdicts]
+
+    def ask(item: tuple[str, QuestionResult]) -> tuple[str, dict[str, bool] | None]:
+        arm, r = item
+        user = (f"Question: {r.question}\nReference answer: {r.gold}\nCandidate answer: {r.answer}\n"
+                f"Context:\n{r.context or '(none)'}")
+        out = chat.complete([{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}],
+                            max_tokens=50)
+        return f"{arm}:{r.question_id}", _verdict(out.text)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for k, v in pool.map(ask, todo):
+            verdicts[k] = v
+    ws.set_state(key, verdicts)
+    report: dict[str, dict[str, Any]] = {}
+    for arm, rows in saved.items():
+        graded = [(r, verdicts.get(f"{arm}:{r.question_id}")) for r in rows.values()]
+        graded = [(r, v) for r, v in graded if v is not None]
+        if not graded:
+            report[arm] = {"judged": 0, "correct_rate": None, "faithful_rate": None, "agreement_with_f1": None}
+            continue
+        agree = [float(v["correct"] == (metrics.token_f1(r.answer, r.gold) >= 0.5)) for r, v in graded]
+        report[arm] = {"judged": len(graded),
+                       "correct_rate": float(np.mean([v["correct"] for _, v in graded])),
+                       "faithful_rate": float(np.mean([v["faithful"] for _, v in graded])),
+                       "agreement_with_f1": float(np.mean(agree))}
+    return report
