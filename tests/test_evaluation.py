@@ -186,8 +186,8 @@ class GradingModel:
         from workbench.providers import ChatResult
 
         text = messages[-1]["content"]
-        reference = text.split("Reference answer: ")[1].split("\n")[0]
-        candidate = text.split("Candidate answer: ")[1].split("\n")[0]
+        reference = text.split("Reference answer: ")[1].split("\nCandidate answer: ")[0]
+        candidate = text.split("\nCandidate answer: ")[1].split("\nContext:\n")[0]
         verdict = "true" if reference.lower() in candidate.lower() else "false"
         return ChatResult(f'{{"correct": {verdict}, "faithful": true}}', 10, 5, "grader")
 
