@@ -89,6 +89,7 @@ pages = [
     st.Page("pages/rag.py", title="RAG", icon="🔎"),
     st.Page("pages/finetune.py", title="Fine-tune", icon="🎯"),
     st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("pages/report.py", title="Report", icon="📝"),
 ]
 current = st.navigation(pages)
 if "start_page" in st.session_state:

@@ -201,8 +201,6 @@ def _scenario_from_widgets() -> scenario.Scenario:
     return scenario.from_flat(flat, source="Estimate inputs")
 
 
-def _money(x: float) -> str:
-    return f"${x:,.2f}" if abs(x) >= 1 or x == 0 else f"${x:.4g}"
 
 
 with results:
@@ -228,10 +226,10 @@ with results:
         cheapest = min(est.options.values(), key=lambda o: o.total_cost_usd)
         fastest = min(est.options.values(), key=lambda o: o.latency_ms["total"])
         m1, m2, m3 = st.columns(3)
-        m1.metric("Cheapest over the horizon", cheapest.label, _money(cheapest.total_cost_usd), delta_color="off", delta_arrow="off")
+        m1.metric("Cheapest over the horizon", cheapest.label, costs.format_usd(cheapest.total_cost_usd), delta_color="off", delta_arrow="off")
         m2.metric("Fastest answer", fastest.label, f"{fastest.latency_ms['total']:,.0f} ms", delta_color="off", delta_arrow="off")
         ft = est.options["fine_tuning"]
-        m3.metric("One training run", _money(ft.training_cost_usd or 0),
+        m3.metric("One training run", costs.format_usd(ft.training_cost_usd or 0),
                   f"{ft.epochs} epochs, {ft.billed_training_tokens:,.0f} tokens", delta_color="off", delta_arrow="off")
         st.dataframe(summary, hide_index=True, width="stretch", column_config={
             "setup": st.column_config.NumberColumn(format="$%.2f"),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from . import (corpus, costs, decision, evaluation, exports, finetune, index, pricing, providers, rag, scenario,
-               sensitivity, splits, tokens, workspace)
+from . import (corpus, costs, decision, evaluation, exports, finetune, index, notebook, pricing, providers, rag,
+               report, scenario, sensitivity, splits, tokens, workspace)
 from .chunking import ChunkSettings
 from .errors import WorkbenchError
 
@@ -445,6 +445,29 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
     click.echo(f"wrote {out_path}")
 
 
+# --- report and notebook ----------------------------------------------------------------------------
+
+@main.command("report")
+@_workspace_option
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def report_cmd(ws_name: str, fmt: str, out_path: Path) -> None:
+    """Write the decision memo (Markdown, or one self-contained HTML file with interactive charts)."""
+    data = report.build(_open(ws_name))
+    text = report.to_html(data) if fmt == "html" else report.to_markdown(data)
+    workspace.atomic_write_text(out_path, text)
+    click.echo(f"wrote {out_path} ({len(text.encode()) / 1e6:.1f} MB)" if fmt == "html" else f"wrote {out_path}")
+
+
+@main.command("notebook")
+@_workspace_option
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def notebook_cmd(ws_name: str, out_path: Path) -> None:
+    """Export a Jupyter notebook that reproduces the workspace's analysis."""
+    workspace.atomic_write_text(out_path, notebook.to_json(_open(ws_name)))
+    click.echo(f"wrote {out_path}")
+
+
 # --- tokens -----------------------------------------------------------------------------------------
 
 @main.command("tokens")
@@ -487,8 +510,6 @@ def tokens_cmd(files: tuple[str, ...], text: str | None, model: str, chat: bool)
 
 # --- estimate ---------------------------------------------------------------------------------------
 
-def _money(x: float) -> str:
-    return f"${x:,.2f}" if abs(x) >= 1 or x == 0 else f"${x:.4g}"
 
 
 @main.command()
@@ -522,12 +543,12 @@ def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pai
     click.echo(f"{s.name}: {s.queries_per_month:,.0f} queries/month over {s.months} months")
     click.echo(f"{'option':<30}{'setup':>12}{'monthly':>12}{'per query':>12}{'total':>14}{'latency':>10}")
     for o in est.options.values():
-        click.echo(f"{o.label:<30}{_money(o.setup_cost_usd):>12}{_money(o.monthly_cost_usd):>12}"
-                   f"{_money(o.cost_per_query_usd):>12}{_money(o.total_cost_usd):>14}"
+        click.echo(f"{o.label:<30}{costs.format_usd(o.setup_cost_usd):>12}{costs.format_usd(o.monthly_cost_usd):>12}"
+                   f"{costs.format_usd(o.cost_per_query_usd):>12}{costs.format_usd(o.total_cost_usd):>14}"
                    f"{o.latency_ms['total']:>8,.0f}ms")
     ft = est.options["fine_tuning"]
     click.echo(f"Fine-tuning: {ft.epochs} epochs, {ft.billed_training_tokens:,.0f} billed training tokens, "
-               f"{_money(ft.training_cost_usd)} per training run")
+               f"{costs.format_usd(ft.training_cost_usd)} per training run")
     click.echo("Break-even:")
     for b in est.break_even:
         la, lb = costs.OPTION_LABELS[b.a], costs.OPTION_LABELS[b.b]
@@ -544,7 +565,7 @@ def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pai
     if tornado_pair:
         click.echo("Inputs that move the monthly difference most (-50% / +50%):")
         for x in data["tornado"]["bars"][:8]:
-            click.echo(f"  {x['input']:<24}{_money(x['low_result']):>14}{_money(x['high_result']):>14}")
+            click.echo(f"  {x['input']:<24}{costs.format_usd(x['low_result']):>14}{costs.format_usd(x['high_result']):>14}")
 
 
 if __name__ == "__main__":

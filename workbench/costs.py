@@ -349,6 +349,15 @@ class Estimate:
         return data
 
 
+def format_usd(x: float | None) -> str:
+    """Dollars for people: cents above a dollar, more digits for the small per-query figures."""
+    if x is None:
+        return "n/a"
+    if abs(x) >= 1 or x == 0:
+        return f"${x:,.2f}"
+    return f"${x:.4f}" if abs(x) >= 0.01 else f"${x:.6f}"
+
+
 def _cheaper(a: str, b: str, va: float, vb: float) -> str | None:
     if math.isclose(va, vb, rel_tol=1e-12, abs_tol=1e-9):
         return None

@@ -1,0 +1,231 @@
+"""The decision memo: Markdown, or one self-contained HTML file with interactive charts.
+
+Built only from what the workspace holds (answers, scenario, measured comparison, checks, prices), so it
+never contains a key or a setting read from the environment. In HTML every user-provided text is escaped
+(Jinja2 autoescaping); charts are plotly figures with their JavaScript inlined.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import charts, corpus, costs, decision, evaluation, finetune, pricing, scenario
+from .errors import WorkbenchError
+from .workspace import Workspace
+
+
+@dataclass
+class ReportData:
+    workspace: str
+    generated: str
+    answers: list[dict[str, str]]
+    recommendation: decision.Recommendation | None
+    decision_cfg: decision.DecisionConfig
+    estimate: costs.Estimate | None
+    estimate_error: str | None
+    comparison: dict[str, Any] | None
+    measured_vs_estimate: list[dict[str, Any]]
+    risks: list[str]
+    sources: list[dict[str, str]]
+    documents: int
+    pairs: int
+    notes: list[str] = field(default_factory=list)
+
+
+def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
+    """Gather everything the memo says, from the workspace alone."""
+    cfg = decision.load_decision_config()
+    answers = decision.saved_answers(ws)
+    rec = decision.recommend(cfg, answers) if answers else None
+    questions = {q.id: q for q in cfg.questions}
+    answer_rows = [{"question": questions[q].text, "answer": questions[q].answer(a).label}
+                   for q, a in answers.items() if q in questions]
+    book = pricing.load_pricing().with_custom(pricing.saved_custom_prices(ws), source="custom prices")
+    working = ws.get_state("estimate_working")
+    est, est_error = None, None
+    try:
+        s = scenario.Scenario.model_validate(working) if working else \
+            scenario.prefill(scenario.default_scenario(), answers, corpus.data_stats(ws))[0]
+        est = costs.estimate(s, book)
+    except (WorkbenchError, ValueError) as exc:
+        est_error = str(exc)
+    runs = [r for r in evaluation.runs(ws) if r["results"]]
+    comparison = evaluation.summarize(ws, runs[0]["id"]) if runs else None
+    measured = evaluation.measured_figures(ws)
+    vs = costs.estimate_vs_measured(est, measured) if est and measured else []
+    risks = [w.message for w in (est.warnings if est else []) if w.level in ("error", "warning")]
+    report = finetune.check_workspace(ws, book=book) if corpus.qa_pairs(ws) else None
+    if report:
+        risks += [f"Training data: {f.message}" for f in report.findings if f.check in (
+            "sensitive_data", "too_few_examples", "few_examples", "contradictory_answers")]
+    for row in vs:
+        est_ms, got_ms = row["latency ms (estimate)"], row["latency ms p50 (measured)"]
+        if est_ms and got_ms and not 0.5 <= got_ms / est_ms <= 2:
+            risks.append(f"{row['option']}: measured latency ({got_ms:,.0f} ms) differs from the estimate "
+                         f"({est_ms:,.0f} ms) by more than a factor of two")
+    return ReportData(workspace=ws.name, generated=(today or dt.date.today()).isoformat(), answers=answer_rows,
+                      recommendation=rec, decision_cfg=cfg, estimate=est, estimate_error=est_error,
+                      comparison=comparison, measured_vs_estimate=vs, risks=list(dict.fromkeys(risks)),
+                      sources=book.sources(), documents=len(corpus.documents(ws)), pairs=len(corpus.qa_pairs(ws)))
+
+
+
+
+def _num(x: Any, fmt: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(d: ReportData) -> str:
+    """The memo as Markdown (user text kept as text: pipes escaped, no HTML added)."""
+    out = [f"# Decision memo: fine-tuning, RAG or a hybrid", "",
+           f"Workspace `{d.workspace}` · {d.generated} · {d.documents} documents, {d.pairs} question/answer pairs", ""]
+    out += ["## The question", "", "Which approach should the team build: fine-tune a model, retrieve from its "
+            "documents (RAG), or combine both? The team's answers:", ""]
+    out += [f"- {_md_cell(a['question'])} **{_md_cell(a['answer'])}**" for a in d.answers] or ["- (no answers yet)"]
+    out += ["", "## Recommendation", ""]
+    if d.recommendation:
+        r = d.recommendation
+        out += [f"**{r.label}** ({r.confidence}, margin {r.margin:g} points over "
+                f"{d.decision_cfg.option_label(r.runner_up)}).", "",
+                "| option | score |", "| --- | --- |"]
+        out += [f"| {d.decision_cfg.option_label(o)} | {s:g} |" for o, s in r.scores.items()]
+        out += ["", "What drove it:", ""]
+        out += [f"- {_md_cell(x.question_text)} {_md_cell(x.answer_label)} (+{x.contribution:g})"
+                for x in r.drivers if x.contribution > 0][:6]
+        if r.flips:
+            out += ["", "What would change it:", ""]
+            for f in r.flips[:3]:
+                changes = "; ".join(f"{c.question} -> {c.to_answer}" for c in f.changes)
+                out.append(f"- {changes}: {d.decision_cfg.option_label(f.recommendation)}")
+    else:
+        out.append("No Decide answers yet.")
+    out += ["", "## Cost and latency estimate", ""]
+    if d.estimate:
+        e = d.estimate
+        s = e.scenario
+        out += [f"{s['queries_per_month']:,.0f} queries a month over {s['months']} months.", "",
+                "| option | set-up | monthly | per query | total | latency |", "| --- | --- | --- | --- | --- | --- |"]
+        out += [f"| {o.label} | {costs.format_usd(o.setup_cost_usd)} | {costs.format_usd(o.monthly_cost_usd)} | "
+                f"{costs.format_usd(o.cost_per_query_usd)} | {costs.format_usd(o.total_cost_usd)} | {o.latency_ms['total']:,.0f} ms |"
+                for o in e.options.values()]
+        crossings = [b for b in e.break_even if b.month]
+        if crossings:
+            out += ["", "Break-even:", ""]
+            out += [f"- {costs.OPTION_LABELS[b.a]} / {costs.OPTION_LABELS[b.b]}: month {b.month}" for b in crossings]
+    else:
+        out.append(f"No estimate: {d.estimate_error}")
+    out += ["", "## Measured comparison", ""]
+    if d.comparison:
+        c = d.comparison
+        out += [f"{c['run']['questions']} held-out questions (run `{c['run']['id']}`); 95 % bootstrap intervals.", "",
+                "| arm | F1 | 95% CI | abstains on unanswerable | p50 latency | cost per query | provider |",
+                "| --- | --- | --- | --- | --- | --- | --- |"]
+        for arm in c["run"]["arms"]:
+            m = c[arm]["metrics"]
+            ci = f"{_num(m['f1_ci_low'], '.2f')}-{_num(m['f1_ci_high'], '.2f')}"
+            out.append(f"| {c[arm]['label']} | {_num(m['f1'])} | {ci} | {_num(m['abstention_rate'], '.2f')} | "
+                       f"{_num(m['latency_ms_p50'], ',.0f')} ms | {costs.format_usd(m['cost_per_query_usd'])} | "
+                       f"{_md_cell(c[arm]['provider'])} |")
+    else:
+        out.append("No comparison has been run.")
+    if d.measured_vs_estimate:
+        out += ["", "Estimate and measurement:", "", "| option | latency est. | latency measured | prompt tokens est. | "
+                "prompt tokens measured |", "| --- | --- | --- | --- | --- |"]
+        out += [f"| {r['option']} | {r['latency ms (estimate)']:,.0f} ms | {r['latency ms p50 (measured)']:,.0f} ms | "
+                f"{r['prompt tokens (estimate)']:,.0f} | {r['prompt tokens (measured)']:,.0f} |"
+                for r in d.measured_vs_estimate]
+    out += ["", "## Risks", ""] + ([f"- {_md_cell(r)}" for r in d.risks] or ["- None found."])
+    out += ["", "## Price sources", "", "| kind | id | source | as of |", "| --- | --- | --- | --- |"]
+    out += [f"| {s['kind']} | {_md_cell(s['id'])} | {_md_cell(s['source'])} | {s['as_of']} |" for s in d.sources]
+    out.append("")
+    return "\n".join(out)
+
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Decision memo: {{ d.workspace }}</title>
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}
+th{background:#f5f5f5}.rec{font-size:1.4rem;font-weight:600}.muted{color:#666}.risk{color:#8a4b00}
+</style>
+{{ plotly_js|safe }}
+</head><body>
+<h1>Decision memo: fine-tuning, RAG or a hybrid</h1>
+<p class="muted">Workspace <code>{{ d.workspace }}</code> · {{ d.generated }} · {{ d.documents }} documents,
+{{ d.pairs }} question/answer pairs</p>
+<h2>The question</h2>
+<p>Which approach should the team build: fine-tune a model, retrieve from its documents (RAG), or combine both?</p>
+<ul>{% for a in d.answers %}<li>{{ a.question }} <b>{{ a.answer }}</b></li>{% else %}<li>No answers yet.</li>{% endfor %}</ul>
+<h2>Recommendation</h2>
+{% if d.recommendation %}
+<p class="rec">{{ d.recommendation.label }}</p>
+<p>{{ d.recommendation.confidence }} · margin {{ "%g"|format(d.recommendation.margin) }} points over
+{{ d.decision_cfg.option_label(d.recommendation.runner_up) }}</p>
+{{ charts_html.decision|safe }}
+<ul>{% for x in d.recommendation.drivers if x.contribution > 0 %}{% if loop.index <= 6 %}
+<li>{{ x.question_text }} {{ x.answer_label }} (+{{ "%g"|format(x.contribution) }})</li>{% endif %}{% endfor %}</ul>
+{% else %}<p>No Decide answers yet.</p>{% endif %}
+<h2>Cost and latency estimate</h2>
+{% if d.estimate %}
+<table><tr><th>option</th><th>set-up</th><th>monthly</th><th>per query</th><th>total</th><th>latency</th></tr>
+{% for o in d.estimate.options.values() %}<tr><td>{{ o.label }}</td><td>{{ money(o.setup_cost_usd) }}</td>
+<td>{{ money(o.monthly_cost_usd) }}</td><td>{{ money(o.cost_per_query_usd) }}</td><td>{{ money(o.total_cost_usd) }}</td>
+<td>{{ "{:,.0f}".format(o.latency_ms.total) }} ms</td></tr>{% endfor %}</table>
+{{ charts_html.monthly|safe }}{{ charts_html.cumulative|safe }}{{ charts_html.latency|safe }}
+{% else %}<p>No estimate: {{ d.estimate_error }}</p>{% endif %}
+<h2>Measured comparison</h2>
+{% if d.comparison %}
+<p class="muted">{{ d.comparison.run.questions }} held-out questions; 95 % bootstrap intervals.</p>
+<table><tr><th>arm</th><th>F1</th><th>95% CI</th><th>abstains (unanswerable)</th><th>p50 latency</th><th>cost / query</th><th>provider</th></tr>
+{% for arm in d.comparison.run.arms %}{% set m = d.comparison[arm].metrics %}
+<tr><td>{{ d.comparison[arm].label }}</td><td>{{ num(m.f1) }}</td><td>{{ num(m.f1_ci_low, '.2f') }}–{{ num(m.f1_ci_high, '.2f') }}</td>
+<td>{{ num(m.abstention_rate, '.2f') }}</td><td>{{ num(m.latency_ms_p50, ',.0f') }} ms</td><td>{{ money(m.cost_per_query_usd) }}</td>
+<td>{{ d.comparison[arm].provider }}</td></tr>{% endfor %}</table>
+{{ charts_html.comparison|safe }}
+{% else %}<p>No comparison has been run.</p>{% endif %}
+{% if d.measured_vs_estimate %}<h3>Estimate and measurement</h3>
+<table><tr><th>option</th><th>latency est.</th><th>latency measured (p50)</th><th>prompt tokens est.</th><th>prompt tokens measured</th></tr>
+{% for r in d.measured_vs_estimate %}<tr><td>{{ r.option }}</td><td>{{ "{:,.0f}".format(r['latency ms (estimate)']) }} ms</td>
+<td>{{ "{:,.0f}".format(r['latency ms p50 (measured)']) }} ms</td><td>{{ "{:,.0f}".format(r['prompt tokens (estimate)']) }}</td>
+<td>{{ "{:,.0f}".format(r['prompt tokens (measured)']) }}</td></tr>{% endfor %}</table>{% endif %}
+<h2>Risks</h2>
+<ul>{% for r in d.risks %}<li class="risk">{{ r }}</li>{% else %}<li>None found.</li>{% endfor %}</ul>
+<h2>Price sources</h2>
+<table><tr><th>kind</th><th>id</th><th>source</th><th>as of</th></tr>
+{% for s in d.sources %}<tr><td>{{ s.kind }}</td><td>{{ s.id }}</td><td>{{ s.source }}</td><td>{{ s.as_of }}</td></tr>{% endfor %}</table>
+</body></html>
+"""
+
+
+def to_html(d: ReportData) -> str:
+    """One self-contained HTML file: plotly's JavaScript inlined once, every user text escaped."""
+    import jinja2
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    def fig(f: Any) -> str:
+        return pio.to_html(f, full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+    figures: dict[str, str] = {}
+    if d.recommendation:
+        figures["decision"] = fig(charts.decision_by_group(d.decision_cfg, d.recommendation))
+    if d.estimate:
+        figures["monthly"] = fig(charts.monthly_by_component(d.estimate))
+        figures["cumulative"] = fig(charts.cumulative_cost(d.estimate))
+        figures["latency"] = fig(charts.latency_by_stage(d.estimate))
+    if d.comparison:
+        figures["comparison"] = fig(charts.metric_bars(d.comparison, d.comparison["run"]["arms"], "f1"))
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
+    template = env.from_string(_TEMPLATE)
+    return template.render(d=d, charts_html=_Figures(figures), money=costs.format_usd, num=_num,
+                           plotly_js=f'<script type="text/javascript">{get_plotlyjs()}</script>')
+
+
+class _Figures(dict):
+    def __getattr__(self, name: str) -> str:
+        return self.get(name, "")
