@@ -10,6 +10,7 @@ import streamlit as st
 from workbench import charts, corpus, index, providers, rag
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings
 from workbench.errors import WorkbenchError
+from workbench.safe_text import escape_markdown
 
 if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
     st.session_state.start_page = "pages/rag.py"
@@ -126,7 +127,7 @@ if history:
         if a["abstained"]:
             st.warning(a["text"])
         else:
-            st.markdown(f"#### {a['text']}")
+            st.markdown(f"#### {escape_markdown(a['text'])}")  # document text, shown as text
         if a["offline"]:
             st.caption(f"Answered by the **{a['provider']}**. It quotes the best matching sentence; "
                        "a real chat model is switched on in configs/providers.yaml.")

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import charts, corpus, costs, decision, evaluation, finetune, pricing, scenario
 from .errors import WorkbenchError
+from .safe_text import escape_markdown
 from .workspace import Workspace
 
 
@@ -77,7 +78,7 @@ def _num(x: Any, fmt: str = ".3f") -> str:
 
 
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return escape_markdown(text)
 
 
 def to_markdown(d: ReportData) -> str:

@@ -1,0 +1,86 @@
+"""The decision memo, the notebook export, and what must never leak into them."""
+import json
+import re
+
+import pytest
+
+from workbench import corpus, decision, evaluation, finetune, notebook, pricing, report, sample, splits, workspace
+from workbench.providers.local_trainer import Hyperparameters
+
+SCRIPT = "<script>alert('pwned')</script>"
+
+
+@pytest.fixture(scope="module")
+def worked(tmp_path_factory):
+    """A workspace that went through every step: answers, a scenario, a trained model, a comparison."""
+    home = tmp_path_factory.mktemp("home")
+    ws = workspace.open_workspace("memo", home=home, create=True)
+    sample.ensure_sample(ws)
+    cfg = decision.load_decision_config()
+    answers = dict(cfg.preset("support_bot").answers)
+    decision.save_decision(ws, answers, decision.recommend(cfg, answers))
+    pricing.save_custom_price(ws, "models", {"id": f"evil{SCRIPT}", "input": 1, "output": 1,
+                                             "source": f"contract {SCRIPT}", "as_of": "2026-11-01"})
+    splits.make_split(ws)
+    finetune.run_local(ws, Hyperparameters(epochs=5))
+    settings = evaluation.EvalSettings(arms=["rag", "ft"])
+    ctx = evaluation.build_arms(ws, settings)
+    run_id = evaluation.create_run(ws, evaluation.default_questions(ws)[:12], settings)
+    evaluation.run(ws, run_id, ctx)
+    evaluation.save_measured(ws, evaluation.summarize(ws, run_id, ctx.embedder))
+    return ws, home
+
+
+def test_markdown_memo_has_every_section(worked):
+    ws, _ = worked
+    d = report.build(ws)
+    md = report.to_markdown(d)
+    for heading in ("## The question", "## Recommendation", "## Cost and latency estimate", "## Measured comparison",
+                    "Estimate and measurement", "## Risks", "## Price sources"):
+        assert heading in md, heading
+    assert "**RAG**" in md and "What drove it" in md
+    assert "| RAG | " in md and "12 held-out questions" in md
+    assert "No new fine-tuning jobs" in md                       # lifecycle risk
+    assert "| model | gpt-4o-mini | OpenAI API pricing page" in md and "| 2026-11-01 |" in md
+    assert SCRIPT not in md                                      # user text is escaped in Markdown too
+
+
+def test_html_memo_is_self_contained_and_escapes_user_text(worked):
+    ws, _ = worked
+    page = report.to_html(report.build(ws))
+    assert page.startswith("<!doctype html>") and page.count("Plotly.newPlot") >= 4
+    assert not re.search(r"<script[^>]+src=", page)             # no external script: plotly is inlined
+    assert SCRIPT not in page and "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in page
+
+
+def test_report_cli(worked, tmp_path, monkeypatch):
+    ws, home = worked
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    from click.testing import CliRunner
+    from workbench.cli import main
+
+    out = tmp_path / "memo.html"
+    result = CliRunner().invoke(main, ["report", "--workspace", "memo", "--format", "html", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("<!doctype html>")
+    md = tmp_path / "memo.md"
+    CliRunner().invoke(main, ["report", "--workspace", "memo", "--format", "md", "--out", str(md)])
+    assert md.read_text().startswith("# Decision memo")
+
+
+def test_exported_notebook_reproduces_the_figures(worked, monkeypatch):
+    ws, home = worked
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    nb = json.loads(notebook.to_json(ws))
+    assert nb["nbformat"] == 4 and [c["cell_type"] for c in nb["cells"]].count("code") >= 7
+    namespace: dict = {}
+    for source in notebook.code_cells(nb):
+        exec(compile(source, "<notebook cell>", "exec"), namespace)
+    figures = namespace["FIGURES"]
+    assert figures["recommendation"] == decision.saved_result(ws)["recommendation"] == "rag"
+    est = report.build(ws).estimate  # the same scenario and prices, read by the report
+    assert figures["total_cost_usd"] == {o: e.total_cost_usd for o, e in est.options.items()}
+    run_id = evaluation.runs(ws)[0]["id"]
+    summary = evaluation.summarize(ws, run_id)
+    assert figures["f1"] == {arm: summary[arm]["metrics"]["f1"] for arm in ("rag", "ft")}
+    assert figures["documents"] == len(corpus.documents(ws)) and figures["pairs"] == len(corpus.qa_pairs(ws))
