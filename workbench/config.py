@@ -57,8 +57,9 @@ def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, yaml.Node
         except UnicodeDecodeError as exc:
             raise WorkbenchError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                                  file=str(path)) from None
-    loader = YamlLoader(text)
+    loader = None
     try:
+        loader = YamlLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
@@ -67,9 +68,11 @@ def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, yaml.Node
         problem = exc.problem or exc.context or "invalid YAML"
         raise WorkbenchError(f"invalid YAML: {problem}", file=str(path), line=line) from None
     except yaml.YAMLError as exc:
-        raise WorkbenchError(f"invalid YAML: {exc}", file=str(path)) from None
+        reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        raise WorkbenchError(f"invalid YAML: {reason}", file=str(path)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, node
 
 

@@ -86,13 +86,13 @@ def decode_text(data: bytes, name: str) -> tuple[str | None, Problem | None]:
                 return data.decode(enc), None
             except UnicodeDecodeError:
                 break
+    sample = data[:65536]
+    if sample.count(b"\x00") > len(sample) // 100 or _mostly_control(sample):
+        return None, Problem(name, "binary data, not text (or an encoding that cannot be recognised)")
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         pass
-    sample = data[:65536]
-    if sample.count(b"\x00") > len(sample) // 100 or _mostly_control(sample):
-        return None, Problem(name, "binary data, not text (or an encoding that cannot be recognised)")
     from charset_normalizer import from_bytes
 
     matches = from_bytes(data)
