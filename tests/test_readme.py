@@ -14,6 +14,6 @@ def _commands() -> list[str]:
 def test_ci_runs_the_readme_test_command():
     start, test = _commands()
     assert "streamlit run app.py" in start and "--server.headless true" in start
-    assert "pytest" in test
+    assert "pytest" in test and "install-test-deps" in test
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1] == test

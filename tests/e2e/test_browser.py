@@ -1,0 +1,179 @@
+"""End to end in a real headless browser: `streamlit run` on localhost, every step walked on the sample.
+
+Needs Debian's chromium (installed by scripts/install-test-deps) and the playwright package; the browser
+is the system one (browsers cannot be downloaded here). Screenshots of each page go to test-artifacts/.
+"""
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/install-test-deps)")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    port = _free_port()
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.terminate()
+        pytest.fail("the app did not start")
+    yield url, home
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def _saved_top_k(home: Path) -> int:
+    import json
+
+    with sqlite3.connect(home / "sample" / "workbench.db") as conn:
+        row = conn.execute("SELECT value FROM state WHERE key = 'estimate_working'").fetchone()
+    return json.loads(row[0])["rag"]["top_k"] if row else -1
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _open(browser, url: str, path: str = ""):
+    page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+    page.set_default_timeout(120_000)
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", level=1).first.wait_for()
+    return page
+
+
+def test_walk_every_step(server, browser):
+    url, home = server
+    page = _open(browser, url)
+    page.get_by_text("Decide: fine-tuning, RAG or a hybrid?").wait_for()
+    # Decide: start from a preset.
+    page.get_by_role("combobox", name="Start from a preset").click()
+    page.get_by_role("option", name="Customer-support bot on changing docs").click()
+    page.get_by_role("button", name="Apply preset").click()
+    page.get_by_text("Confidence clear").wait_for()
+    assert page.get_by_role("heading", name="RAG", exact=True).count() == 1
+    _shot(page, "1-decide")
+
+    # Estimate: move a slider and see the figures follow.
+    page.get_by_role("link", name="Estimate").click()
+    page.get_by_text("Estimate: cost and latency").wait_for()
+    page.get_by_text("Cheapest over the horizon").wait_for()
+    slider = page.get_by_role("slider", name="Retrieved chunks per query (top_k)")
+    before = _saved_top_k(home)
+    slider.focus()
+    for _ in range(4):
+        slider.press("ArrowRight")
+        page.wait_for_timeout(400)
+    deadline = time.time() + 60
+    while _saved_top_k(home) != before + 4 and time.time() < deadline:
+        page.wait_for_timeout(500)
+    assert _saved_top_k(home) == before + 4  # the page answered each move and saved the scenario
+    _shot(page, "2-estimate")
+
+    # RAG: build the index and ask.
+    page.get_by_role("link", name="RAG").click()
+    page.get_by_role("button", name="Build index").click()
+    page.get_by_text("Indexed 28 documents").wait_for()
+    page.get_by_label("Your question").fill("When are new invoices due by default?")
+    page.get_by_role("button", name="Ask").click()
+    page.get_by_text("30 days", exact=False).first.wait_for()
+    page.get_by_text("offline stand-in", exact=False).first.wait_for()
+    _shot(page, "3-rag")
+
+    # Fine-tune: split and train the local stand-in.
+    page.get_by_role("link", name="Fine-tune").click()
+    page.get_by_role("button", name="Make split").click()
+    page.get_by_text("pairs to train on").wait_for()
+    page.get_by_role("button", name="Train locally").click()
+    page.get_by_text("Trained local-").wait_for()
+    _shot(page, "4-finetune")
+
+    # Compare: run every arm.
+    page.get_by_role("link", name="Compare").click()
+    page.get_by_role("button", name="Run comparison").click()
+    page.get_by_text("routing accuracy", exact=False).wait_for(timeout=300_000)
+    page.get_by_role("button", name="Send measured figures to Estimate").click()
+    page.get_by_text("Sent measured latency").wait_for()
+    _shot(page, "5-compare")
+
+    # Report: download the memo.
+    page.get_by_role("link", name="Report").click()
+    page.get_by_text("Report: the decision memo").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Memo (Markdown)").click()
+    memo = Path(download.value.path()).read_text()
+    assert memo.startswith("# Decision memo") and "**RAG**" in memo and "Measured comparison" in memo
+    (ARTIFACTS / "decision-memo.md").write_text(memo)
+    _shot(page, "6-report")
+    page.close()
+
+
+def test_two_sessions_on_one_workspace(server, browser):
+    url, home = server
+    a, b = _open(browser, url), _open(browser, url, "data")
+    a.get_by_text("Decide: fine-tuning, RAG or a hybrid?").wait_for()
+    b.get_by_text("Data: documents and question/answer pairs").wait_for()
+    # Session A answers a question while session B uploads a document.
+    a.get_by_text("Required for every answer").first.click()
+    b.locator("input[type=file]").first.set_input_files(
+        files=[{"name": "from-b.md", "mimeType": "text/markdown", "buffer": b"# From B\n\nUploaded by session B."}])
+    b.get_by_role("button", name="Add documents").click()
+    b.get_by_text("Added 1 and updated 0 documents").wait_for()
+    a.wait_for_timeout(1500)
+    db = home / "sample" / "workbench.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM documents WHERE doc_id = 'from-b.md'").fetchone()[0] == 1
+        state = conn.execute("SELECT value FROM state WHERE key = 'decide'").fetchone()[0]
+    assert '"citations": "required"' in state
+    b.reload()
+    b.get_by_text("Data: documents and question/answer pairs").wait_for()
+    b.get_by_test_id("stMetricValue").filter(has_text="29").first.wait_for()  # 28 sample documents + B's
+    _shot(b, "7-two-sessions")
+    a.close()
+    b.close()
