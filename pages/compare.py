@@ -6,13 +6,11 @@ import json
 import pandas as pd
 import streamlit as st
 
+from pageshell import current_workspace
 from workbench import charts, corpus, evaluation, finetune, parsing
 from workbench.errors import WorkbenchError
 
-if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
-    st.session_state.start_page = "pages/compare.py"
-    st.switch_page("app.py")
-ws = st.session_state.ws
+ws = current_workspace("pages/compare.py")
 
 st.title("Compare: the arms on the same held-out questions")
 if not corpus.qa_pairs(ws):

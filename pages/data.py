@@ -5,14 +5,12 @@ import pandas as pd
 from pydantic import ValidationError
 import streamlit as st
 
+from pageshell import current_workspace
 from workbench import charts, corpus, parsing
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings, chunk_document, size_stats
 from workbench.errors import WorkbenchError
 
-if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
-    st.session_state.start_page = "pages/data.py"
-    st.switch_page("app.py")
-ws = st.session_state.ws
+ws = current_workspace("pages/data.py")
 
 st.title("Data: documents and question/answer pairs")
 st.markdown("Upload the documents RAG will search and the question/answer pairs fine-tuning will learn from "

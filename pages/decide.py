@@ -6,14 +6,12 @@ import json
 import pandas as pd
 import streamlit as st
 
+from pageshell import current_workspace
 from workbench import charts, decision
 from workbench.config import read_yaml
 from workbench.errors import WorkbenchError
 
-if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
-    st.session_state.start_page = "pages/decide.py"
-    st.switch_page("app.py")
-ws = st.session_state.ws
+ws = current_workspace("pages/decide.py")
 cfg = decision.load_decision_config()
 questions = {q.id: q for q in cfg.questions}
 

@@ -8,13 +8,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pageshell import current_workspace
 from workbench import charts, corpus, costs, decision, evaluation, pricing, scenario, sensitivity
 from workbench.errors import WorkbenchError
 
-if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
-    st.session_state.start_page = "pages/estimate.py"
-    st.switch_page("app.py")
-ws = st.session_state.ws
+ws = current_workspace("pages/estimate.py")
 WORKING_KEY = "estimate_working"
 LATENCY_KEYS = ("embed_query_ms", "vector_search_ms")
 

@@ -6,15 +6,13 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from pageshell import current_workspace
 from workbench import charts, corpus, finetune, pricing, providers, splits, training_data
 from workbench.errors import WorkbenchError
 from workbench.exports import FORMATS, export
 from workbench.providers.local_trainer import Hyperparameters
 
-if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
-    st.session_state.start_page = "pages/finetune.py"
-    st.switch_page("app.py")
-ws = st.session_state.ws
+ws = current_workspace("pages/finetune.py")
 
 st.title("Fine-tune: data, cost, training")
 book = pricing.load_pricing().with_custom(pricing.saved_custom_prices(ws), source="custom prices")

@@ -7,15 +7,13 @@ import pandas as pd
 from pydantic import ValidationError
 import streamlit as st
 
+from pageshell import current_workspace
 from workbench import charts, corpus, index, providers, rag
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings
 from workbench.errors import WorkbenchError
 from workbench.safe_text import escape_markdown
 
-if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
-    st.session_state.start_page = "pages/rag.py"
-    st.switch_page("app.py")
-ws = st.session_state.ws
+ws = current_workspace("pages/rag.py")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the index...")

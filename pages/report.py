@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pageshell import current_workspace
 from workbench import notebook, report
 
-if "ws" not in st.session_state:  # opened before app.py ran (a deep link on a fresh server): go through it
-    st.session_state.start_page = "pages/report.py"
-    st.switch_page("app.py")
-ws = st.session_state.ws
+ws = current_workspace("pages/report.py")
 
 st.title("Report: the decision memo")
 st.markdown("Everything the workspace holds, in one memo: the team's answers and the recommendation with its "
