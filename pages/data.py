@@ -8,7 +8,6 @@ import streamlit as st
 from pageshell import current_workspace
 from workbench import charts, corpus, parsing
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings, chunk_document, size_stats
-from workbench.errors import WorkbenchError
 
 ws = current_workspace("pages/data.py")
 

@@ -1,5 +1,4 @@
 """The cost and latency model against figures worked by hand and the published rules."""
-import datetime as dt
 import math
 
 import numpy as np

@@ -8,7 +8,6 @@ import threading
 import zipfile
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from workbench import corpus, costs, decision, parsing, scenario, workspace

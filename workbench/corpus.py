@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from . import tokens
-from .parsing import Document, Limits, Parsed, Problem, QAPair, parse_document_file, parse_qa_file
+from .parsing import Document, Limits, Problem, QAPair, parse_document_file, parse_qa_file
 from .scenario import DataStats
 from .workspace import Workspace
 
@@ -193,9 +193,3 @@ def load_corpus_path(path: Path) -> list[tuple[str, bytes]]:
                 if p.is_file() and p.suffix.lower() in DOC_FORMATS and not p.name.startswith(".")]
     return [(path.name, path.read_bytes())]
 
-
-def parse_only(files: Iterable[tuple[str, bytes]], kind: Kind = "documents") -> Parsed:
-    out = Parsed()
-    for name, data in files:
-        out.extend(parse_qa_file(name, data) if kind == "qa" else parse_document_file(name, data))
-    return out

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Callable, Literal
 import numpy as np
 from pydantic import Field
 
-from . import corpus, finetune, metrics, rag, tokens
+from . import finetune, metrics, rag, tokens
 from .config import Strict
 from .errors import WorkbenchError
-from .index import RetrievalSettings, Retriever, load_settings
+from .index import Retriever, load_settings
 from .parsing import QAPair
 from .pricing import PriceBook, load_pricing, saved_custom_prices
 from .workspace import Workspace
@@ -77,6 +77,7 @@ class Arms:
         self.context_window = context_window
         self.retrieval = load_settings(ws).retrieval
         self.prompts = rag.load_prompts()
+        self.system_prompt = finetune.FineTuneSettings.load(ws).system_prompt
         self.ft_ref = self._ft_model()
         self.local_model = finetune.load_local_model(ws, self.ft_ref.id) if self.ft_ref and self.ft_ref.kind == "local" \
             else None
@@ -131,7 +132,7 @@ class Arms:
             messages = [{"role": "system", "content": "Answer briefly. If you do not know, say so."},
                         {"role": "user", "content": p.question}]
             out = self.chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
-            price = rag._price(self.book, self.chat.model_id)
+            price = rag.model_prices(self.book, self.chat.model_id)
             cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
             r = self._result("base", p, out.text, metrics.is_abstention(out.text), provider=self.chat.label,
                              prompt_tokens=out.prompt_tokens, output_tokens=out.completion_tokens, cost=cost)
@@ -160,7 +161,7 @@ class Arms:
     def ft(self, p: QAPair) -> QuestionResult:
         self._need_ft()
         t0 = time.perf_counter()
-        system = finetune.FineTuneSettings.load(self.ws).system_prompt
+        system = self.system_prompt
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p.question}]
         if self.local_model is not None:
             text, _ = self.local_model.answer(np.asarray(self.embedder.embed([p.question])))[0]

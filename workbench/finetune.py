@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
-from . import corpus, tokens
+from . import corpus
 from .costs import Caution, auto_epochs, fine_tuning_lifecycle
 from .errors import WorkbenchError
 from .exports import export
@@ -316,6 +316,3 @@ def load_local_model(ws: Workspace, job_id: str) -> Any:
         raise WorkbenchError(f"no saved model for {job_id}")
     return LocalModel.from_bytes(path.read_bytes())
 
-
-def example_token_counts(examples: list[dict[str, Any]], model: str) -> list[int]:
-    return [tokens.count_messages(ex["messages"], model) for ex in examples]

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
@@ -301,10 +301,6 @@ class Retriever:
                 for r, ((i, s), rel) in enumerate(zip(top, relevance), 1)]
         return Retrieval(hits=hits, embed_ms=(t1 - t0) * 1000, search_ms=(t2 - t1) * 1000, mode=settings.mode,
                          best_relevance=max((h.relevance for h in hits), default=-1.0))
-
-
-def hit_dict(hit: Hit) -> dict[str, Any]:
-    return asdict(hit)
 
 
 def retrieval_quality(retriever: Retriever, pairs: list[Any], settings: RetrievalSettings) -> dict[str, float]:

@@ -90,7 +90,7 @@ def check_context(messages: list[dict[str, str]], model: str, window: int | None
     return prompt_tokens
 
 
-def _price(book: PriceBook, model: str) -> tuple[float, float] | None:
+def model_prices(book: PriceBook, model: str) -> tuple[float, float] | None:
     try:
         m = book.model(model)
     except WorkbenchError:
@@ -127,7 +127,7 @@ def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSetti
         prompt_tokens = result.prompt_tokens or prompt_tokens
         output_tokens = result.completion_tokens or tokens.count(text, chat.model_id)
         used = {n for n in range(1, len(hits) + 1) if f"[{n}]" in text}
-        price = prices or _price(book, chat.model_id)
+        price = prices or model_prices(book, chat.model_id)
         if price:
             cost = (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6
             cost_note = f"{chat.model_id} at ${price[0]}/{price[1]} per 1M tokens in/out"

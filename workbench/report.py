@@ -83,7 +83,7 @@ def _md_cell(text: Any) -> str:
 
 def to_markdown(d: ReportData) -> str:
     """The memo as Markdown (user text kept as text: pipes escaped, no HTML added)."""
-    out = [f"# Decision memo: fine-tuning, RAG or a hybrid", "",
+    out = ["# Decision memo: fine-tuning, RAG or a hybrid", "",
            f"Workspace `{d.workspace}` · {d.generated} · {d.documents} documents, {d.pairs} question/answer pairs", ""]
     out += ["## The question", "", "Which approach should the team build: fine-tune a model, retrieve from its "
             "documents (RAG), or combine both? The team's answers:", ""]

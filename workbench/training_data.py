@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -334,6 +333,3 @@ def token_stats_table(report: DataReport) -> list[dict[str, Any]]:
         ("messages per example", report.messages_per_example), ("total tokens per example", report.total_tokens),
         ("assistant tokens per example", report.assistant_tokens))]
 
-
-def median_tokens(report: DataReport) -> float:
-    return statistics.median(report.per_example_tokens) if report.per_example_tokens else 0.0

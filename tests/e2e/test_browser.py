@@ -38,7 +38,8 @@ def server(tmp_path_factory):
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
                              "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -160,10 +161,16 @@ def test_two_sessions_on_one_workspace(server, browser):
     b.get_by_text("Data: documents and question/answer pairs").wait_for()
     # Session A answers a question while session B uploads a document.
     a.get_by_text("Required for every answer").first.click()
-    b.locator("input[type=file]").first.set_input_files(
+    b.locator(".st-key-data_docs_upload input[type=file]").set_input_files(
         files=[{"name": "from-b.md", "mimeType": "text/markdown", "buffer": b"# From B\n\nUploaded by session B."}])
+    b.get_by_text("from-b.md").first.wait_for()
+    b.wait_for_timeout(2000)  # as a person would: the file finishes uploading before the form is sent
     b.get_by_role("button", name="Add documents").click()
-    b.get_by_text("Added 1 and updated 0 documents").wait_for()
+    try:
+        b.get_by_text("Added 1 and updated 0 documents").wait_for(timeout=30_000)
+    except Exception:
+        _shot(b, "7-two-sessions-failed")
+        raise
     a.wait_for_timeout(1500)
     db = home / "sample" / "workbench.db"
     with sqlite3.connect(db) as conn:

@@ -65,7 +65,7 @@ class ExtractiveAnswerer:
                 if len(_WORD.findall(sentence)) >= 3 and not text[a:b].lstrip().startswith("#"):
                     candidates.append((p, sentence))
         if not candidates:
-            return Extracted(f"I can't answer that from the documents (no usable sentence).", None, best, True)
+            return Extracted("I can't answer that from the documents (no usable sentence).", None, best, True)
         vectors = np.asarray(embedder.embed([question] + [s for _, s in candidates]), dtype=np.float32)
         cosine = vectors[1:] @ vectors[0]
         q_words = _words(question)
