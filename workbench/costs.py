@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .pricing import ModelPrice, PriceBook, load_pricing
+from .training_data import example_count_issue
 from .scenario import EstimateConfig, Scenario, load_estimate_config
 
 OPTIONS = ("fine_tuning", "rag", "hybrid_sequential", "hybrid_routing")
@@ -479,12 +480,9 @@ def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> l
                 if months <= end_months:
                     out.append(Caution("error" if months <= 0 and label == "shuts down" else "warning", arm,
                                        f"{model.id} {label} {text}"))
-    n = s.fine_tuning.training_examples
-    if n < 10:
-        out.append(Caution("error", ft_arms, f"{n} training examples: fine-tuning needs at least 10 "
-                                             "(50 to 100 recommended)"))
-    elif n < 50:
-        out.append(Caution("info", ft_arms, f"{n} training examples: 50 to 100 is the recommended minimum"))
+    issue = example_count_issue(s.fine_tuning.training_examples)
+    if issue:
+        out.append(Caution(issue[1], ft_arms, issue[2]))
     context = s.rag.top_k * s.rag.chunk_tokens
     for arm, model, prompt in (("rag", rag_model, s.prompt_tokens),
                                ("hybrid_sequential", ft_model, params["ft_prompt"])):

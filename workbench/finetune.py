@@ -19,7 +19,7 @@ from .errors import WorkbenchError
 from .exports import export
 from .pricing import PriceBook, load_pricing
 from .splits import Split, saved_split, sides
-from .training_data import DataReport, check, to_examples
+from .training_data import DataReport, check, example_count_issue, to_examples
 from .workspace import Workspace
 
 SETTINGS_KEY = "finetune_settings"
@@ -108,10 +108,9 @@ def preview(per_example_tokens: list[int], model: str, epochs: int | Literal["au
     else:
         cost, note = None, f"no training price for {model}"
     cautions = fine_tuning_lifecycle(price, today or dt.date.today())
-    if n < 10:
-        cautions.append(Caution("error", "fine_tuning", f"{n} training examples: at least 10 are needed"))
-    elif n < 50:
-        cautions.append(Caution("warning", "fine_tuning", f"{n} training examples: 50 to 100 is the recommended minimum"))
+    issue = example_count_issue(n)
+    if issue:
+        cautions.append(Caution(issue[1], "fine_tuning", issue[2]))
     return CostPreview(model, n, n_epochs, rule, billed, cost, note, cautions)
 
 

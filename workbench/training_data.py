@@ -194,6 +194,16 @@ def sensitive_kinds(text: str) -> list[str]:
     return kinds
 
 
+def example_count_issue(n: int) -> tuple[str, str, str] | None:
+    """(check, severity, message) when n training examples are too few, else None."""
+    if n < MIN_EXAMPLES:
+        return "too_few_examples", "error", f"{n} training examples: fine-tuning needs at least {MIN_EXAMPLES} " \
+                                            f"({RECOMMENDED_EXAMPLES} to 100 recommended)"
+    if n < RECOMMENDED_EXAMPLES:
+        return "few_examples", "warning", f"{n} training examples: {RECOMMENDED_EXAMPLES} to 100 is the recommended minimum"
+    return None
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
 
@@ -245,11 +255,9 @@ def check(examples: list[Any], model: str = "gpt-4o-mini", token_limit: int = 65
                                 f"{len(over)} example(s) over the {token_limit:,}-token limit per example; they will "
                                 "be truncated", over))
     n = len(examples)
-    if n < MIN_EXAMPLES:
-        findings.append(Finding("too_few_examples", "error", f"{n} examples: fine-tuning needs at least {MIN_EXAMPLES}"))
-    elif n < RECOMMENDED_EXAMPLES:
-        findings.append(Finding("few_examples", "warning",
-                                f"{n} examples: {RECOMMENDED_EXAMPLES} to 100 is the recommended minimum"))
+    issue = example_count_issue(n)
+    if issue:
+        findings.append(Finding(*issue))
     if missing_system:
         findings.append(Finding("missing_system", "info", f"{missing_system} example(s) without a system message"))
     if missing_user:
