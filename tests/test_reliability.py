@@ -204,8 +204,19 @@ def test_uploaded_script_tags_are_never_rendered(app_test):
     ws = workspace.open_workspace("sample")
     doc = corpus.document(ws, "evil.html")
     assert "<script" not in doc["text"] and "document.cookie" not in doc["text"] and "onerror" not in doc["text"]
+    assert doc["title"] == "Evil alert(1)"  # tags inside the title are dropped too
     # Nothing on the page is allowed to render HTML.
     for element in at.markdown:
         assert not element.proto.allow_html
     titles = at.dataframe[0].value["title"].tolist()
     assert any("Evil" in t for t in titles)
+    assert doc["title"] == "Evil alert(1)"  # tags inside the title are dropped too
+    # A Markdown document keeps markup in its title as text; the memo lists it escaped.
+    from workbench import report
+
+    corpus.ingest(ws, [("evil.md", b"# Evil <script>alert(1)</script>\n\nBody.")])
+    data = report.build(ws)
+    page_html = report.to_html(data)
+    assert "<script>alert(1)</script>" not in page_html
+    assert "Evil &lt;script&gt;alert(1)&lt;/script&gt;" in page_html
+    assert "Evil \\<script\\>alert(1)\\</script\\>" in report.to_markdown(data)

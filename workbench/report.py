@@ -31,7 +31,7 @@ class ReportData:
     sources: list[dict[str, str]]
     documents: int
     pairs: int
-    notes: list[str] = field(default_factory=list)
+    document_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
@@ -68,7 +68,9 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
     return ReportData(workspace=ws.name, generated=(today or dt.date.today()).isoformat(), answers=answer_rows,
                       recommendation=rec, decision_cfg=cfg, estimate=est, estimate_error=est_error,
                       comparison=comparison, measured_vs_estimate=vs, risks=list(dict.fromkeys(risks)),
-                      sources=book.sources(), documents=len(corpus.documents(ws)), pairs=len(corpus.qa_pairs(ws)))
+                      sources=book.sources(), documents=len(corpus.documents(ws)), pairs=len(corpus.qa_pairs(ws)),
+                      document_rows=[{"id": x["doc_id"], "title": x["title"], "format": x["fmt"], "tokens": x["tokens"]}
+                                     for x in corpus.documents(ws)])
 
 
 
@@ -141,6 +143,9 @@ def to_markdown(d: ReportData) -> str:
                 f"{r['prompt tokens (estimate)']:,.0f} | {r['prompt tokens (measured)']:,.0f} |"
                 for r in d.measured_vs_estimate]
     out += ["", "## Risks", ""] + ([f"- {_md_cell(r)}" for r in d.risks] or ["- None found."])
+    out += ["", "## Data used", "", f"{d.documents} documents and {d.pairs} question/answer pairs.", "",
+            "| document | title | format | tokens |", "| --- | --- | --- | --- |"]
+    out += [f"| {_md_cell(x['id'])} | {_md_cell(x['title'])} | {x['format']} | {x['tokens']:,} |" for x in d.document_rows]
     out += ["", "## Price sources", "", "| kind | id | source | as of |", "| --- | --- | --- | --- |"]
     out += [f"| {s['kind']} | {_md_cell(s['id'])} | {_md_cell(s['source'])} | {s['as_of']} |" for s in d.sources]
     out.append("")
@@ -196,6 +201,11 @@ th{background:#f5f5f5}.rec{font-size:1.4rem;font-weight:600}.muted{color:#666}.r
 <td>{{ "{:,.0f}".format(r['prompt tokens (measured)']) }}</td></tr>{% endfor %}</table>{% endif %}
 <h2>Risks</h2>
 <ul>{% for r in d.risks %}<li class="risk">{{ r }}</li>{% else %}<li>None found.</li>{% endfor %}</ul>
+<h2>Data used</h2>
+<p>{{ d.documents }} documents and {{ d.pairs }} question/answer pairs.</p>
+<table><tr><th>document</th><th>title</th><th>format</th><th>tokens</th></tr>
+{% for x in d.document_rows %}<tr><td>{{ x.id }}</td><td>{{ x.title }}</td><td>{{ x.format }}</td>
+<td>{{ "{:,}".format(x.tokens) }}</td></tr>{% endfor %}</table>
 <h2>Price sources</h2>
 <table><tr><th>kind</th><th>id</th><th>source</th><th>as of</th></tr>
 {% for s in d.sources %}<tr><td>{{ s.kind }}</td><td>{{ s.id }}</td><td>{{ s.source }}</td><td>{{ s.as_of }}</td></tr>{% endfor %}</table>
