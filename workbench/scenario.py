@@ -135,12 +135,16 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def scenario_from_dict(data: Any, source: str = "scenario", base: Scenario | None = None) -> Scenario:
-    """Validate a scenario mapping, filling what it leaves out from the defaults (or from base)."""
+def scenario_from_dict(data: Any, source: str = "scenario", base: Scenario | None = None,
+                       node: Any = None) -> Scenario:
+    """Validate a scenario mapping, filling what it leaves out from the defaults (or from base).
+
+    `node` is the YAML node tree the data came from, so errors can name their line.
+    """
     if not isinstance(data, Mapping):
         raise WorkbenchError("expected a mapping of scenario keys", file=source)
     start = base.model_dump(mode="json", exclude_none=True) if base else load_estimate_config().scenario
-    return parse_model(Scenario, _merge(start, data), source)
+    return parse_model(Scenario, _merge(start, data), source, node)
 
 
 def load_scenario(path: Path | str) -> Scenario:
@@ -148,10 +152,7 @@ def load_scenario(path: Path | str) -> Scenario:
     data, node = read_yaml(path)
     if data is None:
         raise WorkbenchError("the file is empty", file=str(path))
-    if not isinstance(data, Mapping):
-        raise WorkbenchError("expected a mapping of scenario keys", file=str(path))
-    merged = _merge(load_estimate_config().scenario, data)
-    return parse_model(Scenario, merged, path, node)
+    return scenario_from_dict(data, str(path), node=node)
 
 
 class DataStats(Strict):
