@@ -143,7 +143,6 @@ class Workspace:
         conn = sqlite3.connect(self.db_path, timeout=30)
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             with conn:
                 yield conn
@@ -184,6 +183,7 @@ def _check_name(name: str) -> str:
 def _open(path: Path, name: str) -> Workspace:
     ws = Workspace(name, path)
     with ws.db() as db:
+        db.execute("PRAGMA journal_mode=WAL")  # kept in the database file: set once, not per connection
         migrate(db)
     return ws
 
