@@ -50,9 +50,9 @@ def test_default_scenario_worked_by_hand():
     # Sequential hybrid: the same 2,248-token prompt at fine-tuned prices: 2,248 x 0.30 + 150 x 1.20 = $854.40/1M.
     assert seq.monthly_by_component["inference"] == pytest.approx(85.44)
     assert seq.setup_cost_usd == pytest.approx(1.84)
-    # Routing half to RAG: inference (42.72 + 24.00) / 2 = 33.36; half the query embeddings.
+    # Routing half to RAG: inference (42.72 + 24.00) / 2 = 33.36; the router embeds every query: $0.10.
     assert route.monthly_by_component["inference"] == pytest.approx(33.36)
-    assert route.monthly_by_component["query embedding"] == pytest.approx(0.05)
+    assert route.monthly_by_component["query embedding"] == pytest.approx(0.10)
     assert e.chunks == math.ceil(2_000_000 / 512) == 3907
     assert e.context_tokens == 2048
 
@@ -69,7 +69,9 @@ def test_latency_by_stage_worked_by_hand():
     assert rag["vector search"] == pytest.approx(0.5 + 10 * 3907 / 1e5)  # FAISS: 0.5 ms + 10 ms per 100k vectors
     assert rag["total"] == pytest.approx(sum(v for k, v in rag.items() if k != "total"))
     route = e.options["hybrid_routing"].latency_ms
-    assert route["total"] == pytest.approx(5 + 0.5 * rag["total"] + 0.5 * ft["total"])
+    # Every routed query is embedded and searched (5 ms router + 150 + 0.8907), then half go to each model.
+    assert route["total"] == pytest.approx(5 + 150 + 0.8907 + 0.5 * (444.96 + 150 / 70 * 1000)
+                                           + 0.5 * (404 + 150 / 70 * 1000))  # 2,723.23 ms
 
 
 def test_measured_latency_overrides_replace_defaults():
@@ -97,6 +99,32 @@ def test_fine_tuned_price_multiples_come_from_the_config():
         assert ratio == pytest.approx(m_in)
 
 
+def test_routing_embeds_and_searches_every_query():
+    e = costs.estimate(make(queries_per_month=10_000_000, rag={"vector_store": "hosted-vector-db"},
+                            hybrid={"routing_share_rag": 0.2}))
+    route = e.options["hybrid_routing"]
+    # 10M queries x 50 tokens x $0.02/1M = $10.00 of query embedding, though only 20 % go on to RAG.
+    assert route.monthly_by_component["query embedding"] == pytest.approx(10.00)
+    # The relevance router searches every query: 10M reads x $16/1M = $160 + 0.032 GB x $0.33 + 391 writes x $4/1M.
+    gb = 3907 * (1536 * 4 + 2048) / 1e9
+    assert route.monthly_by_component["vector store"] == pytest.approx(
+        gb * 0.33 + 160 + (0.1 * 2_000_000 / 512) * 4 / 1e6)
+    # Latency: the full 150 ms embedding and the hosted store's full 40 ms search, not 20 % of them.
+    assert (route.latency_ms["embed query"], route.latency_ms["vector search"]) == (150, 40)
+
+
+def test_estimate_vs_measured_shows_the_prompt_each_option_bills():
+    e = costs.estimate(make(fine_tuning={"prompt_tokens": 50}))
+    measured = {o: {"provider": "p", "latency_ms_p50": 1.0, "prompt_tokens": 0, "cost_per_query_usd": 0.0}
+                for o in costs.OPTIONS}
+    rows = {r["option"]: r["prompt tokens (estimate)"] for r in costs.estimate_vs_measured(e, measured)}
+    # FT 50; RAG 200 + 4 x 512 = 2,248; sequential 50 + 2,048 = 2,098; routing (2,248 + 50) / 2 = 1,149.
+    assert rows == {"Fine-tuning": 50, "RAG": 2248, "Hybrid (fine-tune, then RAG)": 2098,
+                    "Hybrid (routing)": 1149}
+    # And that is what inference bills: 100k x (2,098 x $0.30 + 150 x $1.20)/1M = $80.94.
+    assert e.options["hybrid_sequential"].monthly_by_component["inference"] == pytest.approx(80.94)
+
+
 SIMPLE_PRICES = {
     "models": [
         {"id": "ft-test", "input": 1, "output": 1, "context_window": 100000, "source": "test", "as_of": START,
@@ -118,6 +146,33 @@ def simple(**overrides):
     for key, value in overrides.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) else value
     return make(**base)
+
+
+@pytest.mark.parametrize("fine_tuning, expected, missing", [
+    ({"training": 3.0}, 1000 * (1000 * 1 + 100 * 2) / 1e6, "input $1, output $2"),   # $1.20, not $0
+    ({"training": 3.0, "input": 4}, 1000 * (1000 * 4 + 100 * 2) / 1e6, "output $2"),  # $4.20, not $4.00
+])
+def test_missing_fine_tuned_price_falls_back_to_base_with_a_warning(fine_tuning, expected, missing):
+    entry = {"id": "ft-partial", "input": 1, "output": 2, "source": "test", "as_of": START,
+             "fine_tuning": fine_tuning}
+    e = costs.estimate(simple(output_tokens=100, fine_tuning={"model": "ft-partial"},
+                              custom_prices={"models": SIMPLE_PRICES["models"] + [entry]}))
+    assert e.options["fine_tuning"].monthly_by_component["inference"] == pytest.approx(expected)
+    gap = [w for w in e.warnings if "priced at the base model's" in w.message]
+    assert len(gap) == 1 and gap[0].level == "warning" and gap[0].option == "fine_tuning"
+    assert "ft-partial" in gap[0].message and missing in gap[0].message
+
+
+def test_model_without_fine_tuning_block_warns_it_uses_base_prices():
+    e = costs.estimate(simple(output_tokens=100, fine_tuning={"model": "base-test"}))
+    # base-test's own prices: 1,000 x (1,000 x $1 + 100 x $1)/1M = $1.10.
+    assert e.options["fine_tuning"].monthly_by_component["inference"] == pytest.approx(1.10)
+    gap = next(w for w in e.warnings if "priced at the base model's" in w.message)
+    assert gap.level == "warning" and "base-test has no fine_tuning block" in gap.message
+    assert "input $1, output $1" in gap.message
+    hosted = costs.estimate(make(fine_tuning={"model": "llama-3.1-8b-lora-l4"}))  # GPU hours: exempt
+    shipped = costs.estimate(make())
+    assert not any("priced at the base model's" in w.message for w in hosted.warnings + shipped.warnings)
 
 
 def test_break_even_month_and_volume_worked_by_hand():

@@ -35,6 +35,17 @@ def test_tornado_of_a_difference_ranks_inputs(params):
     assert (top_k.low_value, top_k.high_value) == (2, 6)
 
 
+def test_tornado_rejects_unknown_inputs(params):
+    with pytest.raises(WorkbenchError) as err:
+        sensitivity.tornado(params, inputs=["queries", "nope", "ragm_inn"])
+    msg = str(err.value)
+    assert "unknown input(s): nope, ragm_inn;" in msg and "queries, prompt, output" in msg
+    with pytest.raises(WorkbenchError, match=r"unknown input\(s\): nope;"):
+        sensitivity.tornado(params, inputs=["nope"])
+    # Known inputs at zero are still skipped: the hourly rate is 0 in the default scenario.
+    assert [b.input for b in sensitivity.tornado(params, inputs=["rate", "queries"]).bars] == ["queries"]
+
+
 def test_sweep_matches_single_estimates(params):
     xs, ys = [1_000, 100_000, 10_000_000], [1, 4, 16]
     sw = sensitivity.sweep(params, "queries", xs, "rag_top_k", ys, "fine_tuning", "rag")

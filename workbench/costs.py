@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .pricing import ModelPrice, PriceBook, load_pricing
+from .pricing import FineTuningPrice, ModelPrice, PriceBook, load_pricing
 from .training_data import example_count_issue
 from .scenario import EstimateConfig, Scenario, load_estimate_config
 
@@ -29,11 +29,22 @@ M = 1e6
 
 # --- parameters -------------------------------------------------------------------------------------
 
+def fine_tuned_prices(price: ModelPrice) -> tuple[float, float | None, float, list[str]]:
+    """Fine-tuned input, cached input and output prices, and which of input/output fell back to the base model's.
+
+    A missing fine-tuned price is never $0: the base model's price stands in, and warnings_for says so.
+    """
+    ft = price.fine_tuning or FineTuningPrice()
+    missing = [name for name in ("input", "output") if getattr(ft, name) is None]
+    inp, cached = (price.input, price.cached_input) if ft.input is None else (ft.input, ft.cached_input)
+    out = price.output if ft.output is None else ft.output
+    return inp, cached, out, missing
+
+
 def _model_params(prefix: str, price: ModelPrice, fine_tuned: bool) -> dict[str, float]:
     """Per-token prices and hosting of a model; fine-tuned prices when the arm uses a fine-tuned model."""
-    ft = price.fine_tuning
-    if fine_tuned and ft is not None and not price.self_hosted:
-        inp, cached, out = ft.input or 0.0, ft.cached_input, ft.output or 0.0
+    if fine_tuned and not price.self_hosted:
+        inp, cached, out, _ = fine_tuned_prices(price)
     else:
         inp, cached, out = price.input, price.cached_input, price.output
     host = price.hosting
@@ -160,7 +171,8 @@ class _WithMonthAxis(dict):
 def compute(params: Mapping[str, Any]) -> dict[str, Any]:
     """Evaluate the model; every parameter may be a scalar or an array (all broadcast together).
 
-    Returns per option: setup, monthly series by component (last axis = month), totals, latency by stage.
+    Returns per option: setup, prompt tokens billed per query, monthly series by component (last axis =
+    month), totals, latency by stage. The routing hybrid embeds and searches every query to route it.
     """
     p = {k: np.asarray(v, dtype=float) for k, v in params.items()}
     shape = np.broadcast_shapes(*(v.shape for v in p.values()))
@@ -207,6 +219,8 @@ def compute(params: Mapping[str, Any]) -> dict[str, Any]:
     rag_q = _per_query_tokens_usd(p, "ragm", rag_prompt)
     seq_q = _per_query_tokens_usd(p, "ftm", seq_prompt)
     s = p["share_rag"]
+    prompt_tokens = {"fine_tuning": p["ft_prompt"], "rag": rag_prompt, "hybrid_sequential": seq_prompt,
+                     "hybrid_routing": s * rag_prompt + (1 - s) * p["ft_prompt"]}
 
     def monthly(value: np.ndarray) -> np.ndarray:
         return value[..., None] * in_horizon
@@ -236,10 +250,10 @@ def compute(params: Mapping[str, Any]) -> dict[str, Any]:
             "inference": monthly(Q * (s * rag_q + (1 - s) * ft_q)),
             "hosting": monthly(_hosting_usd(p, "ragm", s * Q, rag_prompt)
                                + _hosting_usd(p, "ftm", (1 - s) * Q, p["ft_prompt"])),
-            "query embedding": monthly(s * Q * query_embed_usd),
+            "query embedding": monthly(Q * query_embed_usd),
             "retraining": retrain_monthly,
             "re-embedding": reembed_monthly,
-            "vector store": store_monthly(s * Q),
+            "vector store": store_monthly(Q),
         },
     }
     setup = {
@@ -263,8 +277,8 @@ def compute(params: Mapping[str, Any]) -> dict[str, Any]:
                 "time to first token": rag_ttft, "generation": rag_gen},
         "hybrid_sequential": {"route": zero, "embed query": p["lat_embed_ms"], "vector search": search_ms,
                               "time to first token": seq_ttft, "generation": seq_gen},
-        "hybrid_routing": {"route": p["lat_router_ms"], "embed query": s * p["lat_embed_ms"],
-                           "vector search": s * search_ms,
+        "hybrid_routing": {"route": p["lat_router_ms"], "embed query": p["lat_embed_ms"],
+                           "vector search": search_ms,
                            "time to first token": s * rag_ttft + (1 - s) * ft_ttft,
                            "generation": s * rag_gen + (1 - s) * ft_gen},
     }
@@ -279,6 +293,7 @@ def compute(params: Mapping[str, Any]) -> dict[str, Any]:
         recurring = series.sum(axis=-1)
         out[opt] = {
             "setup": full(setup[opt]),
+            "prompt_tokens": full(prompt_tokens[opt]),
             "components": {k: full(v, months=True) for k, v in components[opt].items()},
             "monthly_series": series,
             "monthly": recurring / p["months"],
@@ -304,6 +319,7 @@ class OptionEstimate:
     monthly_series_usd: list[float]
     cumulative_usd: list[float]
     latency_ms: dict[str, float]
+    prompt_tokens_per_query: float
     epochs: int | None = None
     billed_training_tokens: float | None = None
     training_cost_usd: float | None = None
@@ -458,8 +474,22 @@ def fine_tuning_lifecycle(model: ModelPrice, start: dt.date, horizon_months: flo
     return out
 
 
+def fine_tuned_price_gap(model: ModelPrice, option: str = "fine_tuning") -> list[Caution]:
+    """A warning when fine-tuned inference is priced at the base model's prices for want of its own."""
+    if model.self_hosted:
+        return []
+    inp, _, out, missing = fine_tuned_prices(model)
+    if not missing:
+        return []
+    what = "no fine_tuning block" if model.fine_tuning is None else f"no fine-tuned {' or '.join(missing)} price"
+    assumed = ", ".join(f"{name} ${value:.4g}" for name, value in (("input", inp), ("output", out)) if name in missing)
+    return [Caution("warning", option, f"{model.id} has {what}: the fine-tuned model's inference is priced at the "
+                                       f"base model's {assumed} per 1M tokens. Add its fine-tuned prices as a "
+                                       "custom price for a real figure.")]
+
+
 def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> list[Caution]:
-    """Risky choices: lifecycle dates, context overflow, too few or too long training examples."""
+    """Risky choices: lifecycle dates, missing prices, context overflow, too few or too long training examples."""
     book = book.with_custom(s.custom_prices, source="custom_prices")
     start, end_months = s.start(), s.months
     ft_model = book.model(s.fine_tuning.model)
@@ -467,6 +497,7 @@ def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> l
     ft_arms = "fine_tuning"
     ftp = ft_model.fine_tuning
     out = fine_tuning_lifecycle(ft_model, start, end_months, s.fine_tuning.retrains_per_year)
+    out += fine_tuned_price_gap(ft_model, ft_arms)
     if ftp is not None:
         limit = ftp.example_token_limit
         if s.fine_tuning.tokens_per_example > limit:
@@ -533,6 +564,7 @@ def estimate(s: Scenario, book: PriceBook | None = None, cfg: EstimateConfig | N
             monthly_series_usd=[float(x) for x in series],
             cumulative_usd=[float(x) for x in np.concatenate([[o["setup"]], o["setup"] + np.cumsum(series)])],
             latency_ms={**{k: float(v) for k, v in o["latency"].items()}, "total": float(o["latency_total"])},
+            prompt_tokens_per_query=float(o["prompt_tokens"]),
         )
         if opt == "fine_tuning":
             est.epochs = int(r["training"]["epochs"])
@@ -569,17 +601,12 @@ def estimate_vs_measured(est: Estimate, measured: Mapping[str, Mapping[str, Any]
         if option not in est.options:
             continue
         o = est.options[option]
-        prompt = est.params["ft_prompt"] if option == "fine_tuning" else est.params["prompt"]
-        if option in ("rag", "hybrid_sequential"):
-            prompt += est.context_tokens
-        elif option == "hybrid_routing":
-            share = est.params["share_rag"]
-            prompt = share * (est.params["prompt"] + est.context_tokens) + (1 - share) * est.params["ft_prompt"]
         inference = o.monthly_by_component.get("inference", 0.0) / est.scenario["queries_per_month"] \
             if est.scenario["queries_per_month"] else 0.0
         rows.append({"option": o.label, "measured with": m.get("provider", ""),
                      "latency ms (estimate)": o.latency_ms["total"], "latency ms p50 (measured)": m["latency_ms_p50"],
-                     "prompt tokens (estimate)": prompt, "prompt tokens (measured)": m["prompt_tokens"],
+                     "prompt tokens (estimate)": o.prompt_tokens_per_query,
+                     "prompt tokens (measured)": m["prompt_tokens"],
                      "$ inference / query (estimate)": inference,
                      "$ / query (measured)": m["cost_per_query_usd"]})
     return rows

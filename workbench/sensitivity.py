@@ -102,10 +102,11 @@ def tornado(params: Mapping[str, float], option_a: str = "fine_tuning", option_b
     _check_option(option_a)
     if option_b:
         _check_option(option_b)
-    names = [n for n in (inputs or list(INPUTS)) if params.get(n)]
-    unknown = [n for n in names if n not in params]
+    requested = inputs or list(INPUTS)
+    unknown = [n for n in requested if n not in params]
     if unknown:
-        raise WorkbenchError(f"unknown input(s): {', '.join(unknown)}")
+        raise WorkbenchError(f"unknown input(s): {', '.join(unknown)}; expected any of: {', '.join(INPUTS)}")
+    names = [n for n in requested if params[n]]
     rows = 1 + 2 * len(names)
     grid = {k: np.full(rows, float(v)) for k, v in params.items()}
     for i, name in enumerate(names):
