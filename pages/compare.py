@@ -12,7 +12,7 @@ from workbench.errors import WorkbenchError
 
 ws = current_workspace("pages/compare.py")
 
-st.title("Compare: the arms on the same held-out questions")
+st.title("Compare: the arms on the same test questions")
 if not corpus.qa_pairs(ws):
     st.info("No question/answer pairs in this workspace yet: add some on the Data page.")
     st.stop()
@@ -30,7 +30,7 @@ with st.container(border=True):
     models = finetune.trained_models(ws)
     ft_model = c3.selectbox("Fine-tuned arm", [m.id for m in models] or ["(none yet)"], key="cmp_ft",
                             format_func=lambda i: next((m.label for m in models if m.id == i), i))
-    source = st.radio("Questions", ["held-out side of the Fine-tune split", "an uploaded evaluation file"],
+    source = st.radio("Questions", ["test side of the Fine-tune split", "an uploaded evaluation file"],
                       horizontal=True, key="cmp_source")
     upload = None
     if source.startswith("an uploaded"):
@@ -41,9 +41,11 @@ with st.container(border=True):
         labels_file = st.file_uploader("Router training examples (CSV with question, label = rag or ft); "
                                        "without one, labels come from which arm did better on the training side",
                                        type=["csv"], key="cmp_labels")
-    if not models and any(a in arms for a in ("ft", "ft_rag", "router")):
+    if not models and any(a in arms for a in evaluation.FT_ARMS):
         st.warning("No fine-tuned model yet: train one on the Fine-tune page (the local trainer takes seconds), "
                    "or leave the fine-tuned arms out.")
+    allow_overlap = st.checkbox("Allow questions the fine-tuned model was trained or tuned on (the run is marked "
+                                "contaminated)", key="cmp_allow_overlap")
     start = st.button("Run comparison", type="primary", key="cmp_run", disabled=not arms)
 
 
@@ -53,8 +55,8 @@ def _questions():
     parsed = parsing.parse_qa_file(upload.name, upload.getvalue())
     for p in parsed.problems:
         st.warning(str(p))
-    for i, p in enumerate(parsed.pairs, 1):
-        p.id = p.id or f"{upload.name}#{i}"
+    for p in parsed.pairs:
+        p.id = p.id or corpus.pair_id(upload.name, p.question)
     if not parsed.pairs:
         raise WorkbenchError(f"{upload.name}: no questions could be read")
     return parsed.pairs
@@ -62,28 +64,19 @@ def _questions():
 
 def _router_examples(ctx) -> list[tuple[str, str]]:
     if labels_file is not None:
-        rows = pd.read_csv(labels_file)
-        if not {"question", "label"} <= set(rows.columns):
-            raise WorkbenchError(f"{labels_file.name}: needs the columns question and label", file=labels_file.name)
-        return [(str(q), str(lbl).strip().lower()) for q, lbl in zip(rows["question"], rows["label"])]
+        return evaluation.read_router_labels(labels_file.name, labels_file.getvalue())
     from workbench import splits
-    train_side, _ = splits.sides(ws, splits.saved_split(ws) or splits.make_split(ws))
-    sample = [p for p in train_side if p.answer][:80]
-    rag_res = {p.id: ctx.rag(p) for p in sample}
-    ft_res = {p.id: ctx.ft(p) for p in sample}
-    labels = evaluation.oracle_labels(rag_res, ft_res)
-    return [(p.question, labels[p.id]) for p in sample if p.id in labels]
+    return evaluation.router_examples(ctx, splits.sides(ws, splits.saved_split(ws) or splits.make_split(ws)).dev)
 
 
 def _run(run_id: str) -> None:
-    settings = evaluation.EvalSettings(arms=arms, router_rule=rule, router_threshold=threshold,
-                                       concurrency=int(concurrency), ft_model=ft_model if models else None)
+    settings = evaluation.run_settings(ws, run_id)   # a resumed run keeps the settings it was made with
     with st.status("Preparing the arms...", expanded=True) as status:
         ctx = evaluation.build_arms(ws, settings)
-        if rule == "classifier" and "router" in arms:
-            status.update(label="Training the router's question-type classifier...")
+        if settings.router_rule == "classifier" and "router" in settings.arms:
+            status.update(label="Training the router's question-type classifier on the dev side...")
             evaluation.train_router(ctx, _router_examples(ctx))
-        bars = {a: st.progress(0.0, text=evaluation.ARM_LABELS[a]) for a in arms}
+        bars = {a: st.progress(0.0, text=evaluation.ARM_LABELS[a]) for a in settings.arms}
 
         def progress(arm: str, done: int, total: int, eta: float) -> None:
             bars[arm].progress(done / total if total else 1.0,
@@ -97,7 +90,8 @@ def _run(run_id: str) -> None:
 if start:
     try:
         settings = evaluation.EvalSettings(arms=arms, router_rule=rule, router_threshold=threshold,
-                                           concurrency=int(concurrency), ft_model=ft_model if models else None)
+                                           concurrency=int(concurrency), ft_model=ft_model if models else None,
+                                           allow_overlap=allow_overlap)
         run_id = evaluation.create_run(ws, _questions(), settings)
         st.session_state.cmp_run_id = run_id
         _run(run_id)
@@ -116,10 +110,8 @@ chosen = st.selectbox("Run", run_ids, index=default, key="cmp_pick",
 info = next(r for r in all_runs if r["id"] == chosen)
 if info["state"] != "complete":
     st.warning(f"This run is {info['state']}: results so far are shown. Resume computes only what is missing.")
-    if st.button("Resume", key="cmp_resume"):
+    if st.button("Resume", key="cmp_resume", help="Runs what is missing with the settings the run was made with"):
         try:
-            arms = json.loads(info["settings"])["arms"]
-            rule = json.loads(info["settings"])["router_rule"]
             _run(chosen)
             st.rerun()
         except WorkbenchError as exc:
@@ -127,6 +119,19 @@ if info["state"] != "complete":
 
 summary = evaluation.summarize(ws, chosen)
 run_arms = [a for a in summary["run"]["arms"] if a in summary]
+st.caption(f"{summary['run']['questions']} questions in this run; every figure says how many it rests on (n).")
+if summary["run"]["contaminated"]:
+    st.error(f"Contaminated run: {summary['run']['overlap_detail']['count']} of {summary['run']['questions']} "
+             f"questions overlap what {summary['run']['overlap_detail']['model']} was trained or tuned on. Its "
+             "fine-tuned figures are not evidence of how it does on new questions.")
+for note in summary["run"]["notes"]:
+    st.warning(note)
+for a in run_arms:
+    if summary[a].get("cost_note"):
+        st.warning(f"{summary[a]['label']}: {summary[a]['cost_note']}")
+    if summary[a]["errors"]:
+        st.warning(f"{summary[a]['label']}: {summary[a]['errors']} question(s) failed ({summary[a]['first_error']}); "
+                   "Resume tries them again.")
 offline = [summary[a]["provider"] for a in run_arms if "stand-in" in summary[a]["provider"]]
 if offline:
     st.caption("Offline stand-ins in this run: " + "; ".join(sorted(set(offline)))
@@ -136,7 +141,8 @@ rows = []
 for a in run_arms:
     m = summary[a]["metrics"]
     rows.append({"arm": summary[a]["label"], "exact match": m["exact_match"], "F1": m["f1"],
-                 "F1 95% CI": f"{m['f1_ci_low']:.2f}–{m['f1_ci_high']:.2f}" if m["f1"] is not None else "",
+                 "F1 95% CI": f"{m['f1_ci_low']:.2f}–{m['f1_ci_high']:.2f}" if m["f1_ci_low"] is not None else "",
+                 "n (answerable)": m["f1_n"], "n (unanswerable)": m["abstention_rate_n"],
                  "semantic sim.": m["semantic_similarity"],
                  "recall@5": m.get("recall_at_5"), "MRR": m.get("mrr"), "nDCG@10": m.get("ndcg_at_10"),
                  "grounded": m.get("groundedness"), "abstains (unanswerable)": m["abstention_rate"],
@@ -150,11 +156,15 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
                                                               "fabricates (unanswerable)")}
     | {"p50 ms": st.column_config.NumberColumn(format="%.0f"), "p95 ms": st.column_config.NumberColumn(format="%.0f"),
        "$ / query": st.column_config.NumberColumn(format="$%.6f")})
-if "router" in run_arms and summary["router"].get("routing_accuracy") is not None:
+if "router" in run_arms and summary["router"].get("routed_share_rag") is not None:
     r = summary["router"]
-    st.caption(f"Router: {r['routed_share_rag']:.0%} of questions sent to RAG; routing accuracy "
-               f"{r['routing_accuracy']:.2f} (95% CI {r['routing_accuracy_ci_low']:.2f}–{r['routing_accuracy_ci_high']:.2f}), "
-               "the share of questions where the chosen arm did at least as well as the other.")
+    accuracy = "no question where exactly one of RAG and the fine-tuned arm was right" \
+        if r["routing_accuracy"] is None else (
+            f"on the {r['routing_accuracy_n']} questions where exactly one of them was right "
+            f"({r['arms_disagree_share']:.0%} of those both answered), it picked that one {r['routing_accuracy']:.0%} "
+            "of the time" + (f" (95% CI {r['routing_accuracy_ci_low']:.0%}–{r['routing_accuracy_ci_high']:.0%})"
+                             if r["routing_accuracy_ci_low"] is not None else " (too few for an interval)"))
+    st.caption(f"Router: {r['routed_share_rag']:.0%} of questions sent to RAG; {accuracy}.")
 
 d1, d2, d3 = st.columns(3)
 d1.download_button("Summary (CSV)", table.to_csv(index=False), "compare_summary.csv", "text/csv", width="stretch")

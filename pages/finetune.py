@@ -66,22 +66,27 @@ with h2:
                         width="stretch")
 
 # --- 2. split --------------------------------------------------------------------------------------
-st.subheader("2 · Train / validation split")
-s1, s2, s3 = st.columns([2, 1, 1])
-share = s1.slider("Validation share", 0.1, 0.5, split.validation_share if split else 0.2, 0.05, key="ft_share")
-seed = s2.number_input("Seed", 0, 10_000, split.seed if split else 0, key="ft_seed")
-if s3.button("Make split" if not split else "Re-split", width="stretch", key="ft_split"):
-    split = splits.make_split(ws, share, int(seed))
+st.subheader("2 · Train / dev / test split")
+s1, s2, s3, s4 = st.columns([2, 2, 1, 1])
+share = s1.slider("Test share (what Compare scores)", 0.1, 0.5, split.test_share if split and split.test_share else 0.2,
+                  0.05, key="ft_share")
+dev_share = s2.slider("Dev share of the rest (early stopping, tuning)", 0.0, 0.4,
+                      split.dev_share if split and split.dev else 0.15, 0.05, key="ft_dev_share")
+seed = s3.number_input("Seed", 0, 10_000, split.seed if split else 0, key="ft_seed")
+if s4.button("Make split" if not split else "Re-split", width="stretch", key="ft_split"):
+    st.session_state.ft_resplit_note = finetune.resplit_note(ws)
+    split = splits.make_split(ws, share, int(seed), dev_share)
     st.rerun()
+if st.session_state.get("ft_resplit_note"):
+    st.warning(st.session_state.ft_resplit_note)
 if split:
-    train_pairs, valid_pairs = splits.sides(ws, split)
-    st.caption(f"{len(train_pairs)} pairs to train on, {len(valid_pairs)} held out "
-               f"({sum(1 for p in valid_pairs if not p.answer)} of them unanswerable) · {split.groups} leakage groups, "
+    side = splits.sides(ws, split)
+    st.caption(f"{len(side.train)} pairs to train on, {len(side.dev)} dev (early stopping), {len(side.test)} test "
+               f"({sum(1 for p in side.test if not p.answer)} of them unanswerable) · {split.groups} leakage groups, "
                f"{split.guarded_links} links (paraphrases, near-identical questions, shared answer passages) kept "
-               "on one side · Compare evaluates on the held-out side.")
+               "on one side · Compare scores the test side only, and checks every model against what it saw.")
 else:
-    st.info("Make the split before training: Compare will evaluate on the held-out side, so it must never be "
-            "trained on.")
+    st.info("Make the split before training: Compare scores the test side, so no model may train or tune on it.")
 
 # --- 3. exports ------------------------------------------------------------------------------------
 with st.expander("Export the training set for external trainers"):
@@ -127,7 +132,7 @@ if provider == "local":
         def on_epoch(m) -> None:
             history.append({"step": m.epoch, "train_loss": m.train_loss, "valid_loss": m.valid_loss})
             bar.progress(min(1.0, m.epoch / hp.epochs), text=f"epoch {m.epoch}: train loss {m.train_loss:.3f}"
-                         + (f", validation loss {m.valid_loss:.3f}" if m.valid_loss is not None else ""))
+                         + (f", dev loss {m.valid_loss:.3f}" if m.valid_loss is not None else ""))
             chart.plotly_chart(charts.loss_curves(history), width="stretch", key=f"ft_live_{m.epoch}")
 
         try:
@@ -140,7 +145,8 @@ if provider == "local":
 else:
     pcfg = providers.load_providers_config()
     where = pcfg.openai.base_url or "api.openai.com"
-    st.caption(f"Uploads the split's training and validation files to {where} and creates a job. The job id "
+    st.caption(f"Uploads the split's training file and its dev side (as the validation file) to {where} and creates "
+               "a job; the test side is never uploaded. The job id "
                "is saved at once: close the app and come back, and the job is picked up again.")
     o1, o2, o3, o4, o5 = st.columns(5)
     hyper = {"n_epochs": "auto" if auto else int(n_epochs),
@@ -206,7 +212,9 @@ job_board()
 
 models = finetune.trained_models(ws)
 if models:
-    st.dataframe(pd.DataFrame([{"model": m.label, "kind": m.kind, "offline": m.offline} for m in models]),
+    st.dataframe(pd.DataFrame([{"model": m.label, "kind": m.kind, "offline": m.offline,
+                                "trained on": f"{len(m.trained_on.train_ids)} train + {len(m.trained_on.dev_ids)} dev"
+                                              if m.trained_on else "not recorded"} for m in models]),
                  hide_index=True, width="stretch")
 with st.expander("Bring your own fine-tuned model (any OpenAI-compatible chat endpoint)"):
     with st.form("byo"):

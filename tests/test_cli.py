@@ -197,8 +197,9 @@ def test_finetune_commands(tmp_path):
     data = json.loads(result.output)
     assert data["report"]["ok"] and data["report"]["examples"] >= 150
     assert data["cost_preview"]["epochs"] == 3
-    split = run("finetune", "split", "--workspace", "sample", "--validation-share", "0.25")
-    assert "train" in split.output and "leakage groups" in split.output
+    split = run("finetune", "split", "--workspace", "sample", "--test-share", "0.25", "--dev-share", "0.1")
+    assert " train, " in split.output and " dev, " in split.output and " test (" in split.output
+    assert "leakage groups" in split.output and "warning" not in split.output
     out = tmp_path / "train.csv"
     run("finetune", "export", "--workspace", "sample", "--format", "csv", "--out", str(out))
     assert out.read_text().startswith("question,answer,system")
@@ -207,6 +208,13 @@ def test_finetune_commands(tmp_path):
     job_id = trained.stdout.strip().splitlines()[-1].split(":")[0]
     status = run("finetune", "status", job_id, "--workspace", "sample")
     assert f"{job_id} (local" in status.output and "succeeded" in status.output
+    resplit = run("finetune", "split", "--workspace", "sample", "--seed", "3")
+    assert "warning: 1 trained model(s) exist. Compare checks each of them against the new split" in resplit.output
+    pairs = tmp_path / "byo.jsonl"
+    pairs.write_text('{"question": "What is the refund window?", "answer": "30 days"}\n')
+    registered = run("finetune", "register", "support-lora", "--workspace", "sample", "--base-url",
+                     "http://localhost:8000/v1", "--model", "support-lora", "--trained-on", str(pairs))
+    assert registered.exit_code == 0 and "trained on 1 recorded pair(s)" in registered.output
 
 
 def test_finetune_check_of_a_bad_file(tmp_path):
@@ -214,7 +222,7 @@ def test_finetune_check_of_a_bad_file(tmp_path):
     bad.write_text('{"messages": [{"role": "user", "content": "q"}]}\nnot json\n')
     result = CliRunner().invoke(main, ["finetune", "check", "--file", str(bad), "--workspace", "w"])
     assert result.exit_code == 1
-    assert "ERROR   invalid_json: line 2 is not JSON" in result.output
+    assert "ERROR   invalid_json: line 2: malformed JSON (Expecting value at column 1)" in result.output
     assert "ERROR   example_missing_assistant_message: 1 example(s): no assistant message to learn from (rows 1)" \
         in result.output
     assert "ERROR   too_few_examples" in result.output

@@ -69,16 +69,21 @@ def test_summary_has_every_metric_with_intervals(prepared):
         m = s[arm]["metrics"]
         for key in ("exact_match", "f1", "semantic_similarity", "abstention_rate", "fabrication_rate",
                     "latency_ms_p50", "latency_ms_p95", "prompt_tokens", "output_tokens", "cost_per_query_usd"):
-            assert key in m and f"{key}_ci_low" in m and f"{key}_ci_high" in m, (arm, key)
-            if m[key] is not None:
+            assert key in m and f"{key}_ci_low" in m and f"{key}_ci_high" in m and f"{key}_n" in m, (arm, key)
+            if m[f"{key}_ci_low"] is not None:
                 assert m[f"{key}_ci_low"] <= m[key] + 1e-9 and m[key] <= m[f"{key}_ci_high"] + 1e-9, (arm, key)
+        # 20 answerable and 4 unanswerable questions: too few of the latter for an interval.
+        assert (m["f1_n"], m["abstention_rate_n"]) == (20, 4)
+        assert m["f1_ci_low"] is not None and m["abstention_rate_ci_low"] is None
         assert len(s[arm]["per_question"]) == len(questions)
     for arm in ("rag", "ft_rag", "router"):
         assert {"recall_at_5", "mrr", "ndcg_at_10", "groundedness"} <= set(s[arm]["metrics"])
     assert s["base"]["metrics"]["abstention_rate"] == 1.0  # the offline stand-in has no knowledge of its own
     assert s["ft"]["metrics"]["fabrication_rate"] == 1.0   # like a fine-tuned model, it always answers
     assert s["rag"]["metrics"]["f1"] > s["ft"]["metrics"]["f1"]
-    assert 0 <= s["router"]["routing_accuracy"] <= 1
+    r = s["router"]
+    assert r["routing_accuracy_n"] <= r["routing_compared"] == len(questions)
+    assert r["routing_accuracy"] is None or 0 <= r["routing_accuracy"] <= 1
     assert len(s["comparisons"]) == 10
     measured = evaluation.save_measured(ws, s)
     assert set(measured) == {"rag", "fine_tuning", "hybrid_sequential", "hybrid_routing"}
@@ -148,10 +153,13 @@ def test_eval_cli_on_a_small_corpus(tmp_path):
     assert {"recall_at_5", "mrr", "ndcg_at_10"} <= set(data["rag"]["metrics"])
     held = set(data["run"]["question_ids"])
     assert "Who invented the moon?" in {q["question"] for q in data["rag"]["per_question"]}
-    # The same command again finds the finished run and starts a new one in the same workspace (resumable).
+    assert data["run"]["overlap"] == 0 and len(held) < 25 and "test side" in data["run"]["scored"]
+    # Without a fine-tuned arm nothing needs holding out: every question of QA.jsonl is scored.
     again = CliRunner().invoke(main, ["eval", "--docs", str(docs), "--qa", str(qa), "--arms", "rag",
                                       "--out", str(out)], catch_exceptions=False)
-    assert again.exit_code == 0 and set(json.loads(out.read_text())["run"]["question_ids"]) == held
+    rag_only = json.loads(out.read_text())
+    assert again.exit_code == 0 and "scoring 25 question(s): all 25 questions" in again.output
+    assert rag_only["run"]["questions"] == len(rag_only["rag"]["per_question"]) == 25 > len(held)
     bad = CliRunner().invoke(main, ["eval", "--docs", str(docs), "--qa", str(qa), "--arms", "rag,magic",
                                     "--out", str(out)])
     assert "unknown arm(s): magic" in bad.output

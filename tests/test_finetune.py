@@ -7,6 +7,7 @@ import pytest
 
 from workbench import corpus, finetune, providers, sample, splits, workspace
 from workbench.errors import WorkbenchError
+from workbench.parsing import QAPair
 from workbench.providers.local_embedder import LocalEmbedder
 from workbench.providers.local_trainer import Hyperparameters, LocalModel, train
 
@@ -52,10 +53,10 @@ def test_local_trainer_learns_and_generalises_to_paraphrases(sample_pairs):
     held_ids = {p.id for p in held_out}
     trained = [(p.question, p.answer) for p in answered if p.id not in held_ids]
     split = splits.split_pairs(answered, 0.2, seed=1)
-    valid = [(p.question, p.answer) for p in answered if p.id in set(split.validation)]
+    valid = [(p.question, p.answer) for p in answered if p.id in set(split.dev)]
     model, result = train(trained, valid, embedder.embed, Hyperparameters(epochs=40, seed=0))
     losses = [m.valid_loss for m in result.metrics]
-    assert losses[result.best_epoch - 1] < losses[0] - 0.5          # validation loss falls
+    assert losses[result.best_epoch - 1] < losses[0] - 0.5          # dev loss falls
     assert result.metrics[-1].train_loss < result.metrics[0].train_loss
     predicted = model.answer(embedder.embed([p.question for p in held_out]))
     accuracy = np.mean([a == p.answer for (a, _), p in zip(predicted, held_out)])
@@ -68,7 +69,7 @@ def test_local_trainer_learns_and_generalises_to_paraphrases(sample_pairs):
 
 def test_run_local_saves_the_job_and_the_model(sample_pairs):
     ws, _, embedder = sample_pairs
-    with pytest.raises(WorkbenchError, match="make the train/validation split first"):
+    with pytest.raises(WorkbenchError, match="make the train/dev/test split first"):
         finetune.run_local(ws)
     splits.make_split(ws, 0.2, 0)
     seen = []
@@ -79,6 +80,11 @@ def test_run_local_saves_the_job_and_the_model(sample_pairs):
     answer, confidence = model.answer(embedder.embed(["Do I need a credit card for the trial?"]))[0]
     assert answer and 0 < confidence <= 1
     assert any(m.kind == "local" and "offline stand-in" in m.label for m in finetune.trained_models(ws))
+    # It learned from the train side and early-stopped on dev; the record says so, and never names a test pair.
+    split = splits.saved_split(ws)
+    record = next(m.trained_on for m in finetune.trained_models(ws) if m.id == job["id"])
+    assert record.train_ids == split.train and record.dev_ids == split.dev and split.dev
+    assert not set(split.test) & {p.id for p in record.pairs}
 
 
 # --- OpenAI fine-tuning jobs against the local server -----------------------------------------------
@@ -97,13 +103,16 @@ def test_openai_job_end_to_end(openai_server, prepared):
                                 suffix="support", seed=7)
     assert job["provider"] == "openai" and job["state"] in ("validating_files", "queued", "running")
     uploaded = [r for r in openai_server.requests if r["path"] == "/v1/files" and r["method"] == "POST"]
-    assert len(uploaded) == 2  # training and validation files
+    assert len(uploaded) == 2  # the training file, and the dev side as the validation file (never the test side)
     created = next(r["json"] for r in openai_server.requests if r["path"] == "/v1/fine_tuning/jobs")
     assert created["model"] == "gpt-4o-mini-2024-07-18" and created["suffix"] == "support" and created["seed"] == 7
     assert created["method"]["supervised"]["hyperparameters"] == {"n_epochs": 3}
     stored = openai_server.files[job["training_file"]]["data"].decode().splitlines()
-    train_side, _ = splits.sides(ws, splits.saved_split(ws))
-    assert len(stored) == sum(1 for p in train_side if p.answer)
+    side = splits.sides(ws, splits.saved_split(ws))
+    assert len(stored) == sum(1 for p in side.train if p.answer)
+    validation = openai_server.files[job["validation_file"]]["data"].decode().splitlines()
+    assert {json.loads(line)["messages"][-2]["content"] for line in validation} == \
+        {p.question for p in side.dev if p.answer}
     assert json.loads(stored[0])["messages"][-1]["role"] == "assistant"
     for _ in range(10):
         job = finetune.refresh(ws, job["id"], tuner)
@@ -163,5 +172,9 @@ def test_bring_your_own_model():
     models = finetune.trained_models(ws)
     assert [(m.kind, m.id, m.base_url, m.context_window) for m in models] == [
         ("openai-compatible", "support-lora", "http://localhost:8000/v1", 8192)]
+    assert models[0].trained_on.pairs == []       # nothing in the workspace it could have seen
     with pytest.raises(WorkbenchError, match="base_url must start with http"):
         finetune.register_model(ws, "x", "localhost:8000", "m")
+    seen = [QAPair("What is the refund window?", "30 days", id="r1", source="mine.jsonl")]
+    model = finetune.register_model(ws, "other", "http://localhost:8001/v1", "other", trained_on=seen)
+    assert [p.id for p in model.trained_on.pairs] == ["r1"] and "training file" in model.trained_on.note

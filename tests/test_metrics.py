@@ -17,21 +17,34 @@ def test_exact_match_and_f1():
     assert metrics.token_f1("days days", "days") == pytest.approx(2 * 0.5 * 1 / 1.5)
 
 
-def test_abstention_detection():
-    assert metrics.is_abstention("I can't answer that from the documents (no passage).")
-    assert metrics.is_abstention("The documents do not contain this information.")
-    assert metrics.is_abstention("")
-    assert not metrics.is_abstention("Invoices are due in 30 days.")
-
-
-def test_retrieval_metrics():
-    ranked = ["a", "b", "c", "b"]
+def test_retrieval_metrics_are_document_level():
+    # Chunks of one document collapse to its best rank: ranked chunks a, a, b, c, b are documents a, b, c.
+    ranked = ["a", "a", "b", "c", "b"]
+    assert metrics.documents(ranked) == ["a", "b", "c"]
     assert metrics.hit_at_k(ranked, ["c"], 2) == 0.0 and metrics.hit_at_k(ranked, ["c"], 3) == 1.0
     assert metrics.reciprocal_rank(ranked, ["b"]) == 0.5 and metrics.reciprocal_rank(ranked, ["z"]) == 0.0
-    # Gold {b, c}: DCG = 1/log2(3) + 1/log2(4); ideal = 1/log2(2) + 1/log2(3).
+    # Recall counts relevant documents found: gold {b, z} with b at rank 2 -> 1 of 2.
+    assert metrics.recall_at_k(ranked, ["b", "z"], 5) == 0.5 and metrics.recall_at_k(ranked, ["b", "c"], 3) == 1.0
+    # Gold {b, c} at document ranks 2 and 3: DCG = 1/log2(3) + 1/log2(4); ideal = 1/log2(2) + 1/log2(3).
     expected = (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
     assert metrics.ndcg_at_k(ranked, ["b", "c"], 10) == pytest.approx(expected)
-    assert metrics.ndcg_at_k(["a"], ["a"], 10) == 1.0
+
+
+def test_a_perfect_ranking_scores_one_even_with_repeated_chunks():
+    # The one gold document fills the first three chunk ranks: chunk-level nDCG would reward it three times.
+    assert metrics.ndcg_at_k(["a", "a", "a", "b"], ["a"], 10) == 1.0
+    assert metrics.ndcg_at_k(["a", "b", "b", "c"], ["a", "b"], 10) == 1.0
+    assert metrics.reciprocal_rank(["a", "a"], ["a"]) == 1.0 and metrics.recall_at_k(["a", "a"], ["a"], 5) == 1.0
+
+
+def test_graded_relevance_uses_the_grade_as_gain():
+    # Grades a=3, b=1 (trec_eval's gain: the grade; discount log2(rank + 1)).
+    grades = {"a": 3, "b": 1, "z": 0}
+    ideal = 3 / math.log2(2) + 1 / math.log2(3)
+    assert metrics.ndcg_at_k(["b", "a"], grades, 10) == pytest.approx((1 / math.log2(2) + 3 / math.log2(3)) / ideal)
+    assert metrics.ndcg_at_k(["a", "b"], grades, 10) == 1.0
+    assert metrics.recall_at_k(["z", "a"], grades, 5) == 0.5          # a grade of 0 is not relevant
+    assert metrics.reciprocal_rank(["z", "b"], grades) == 0.5
 
 
 def test_groundedness():
@@ -50,8 +63,10 @@ def test_bootstrap_interval_contains_the_mean_and_shrinks_with_more_questions():
         assert low <= values.mean() <= high
         widths.append(high - low)
     assert widths[0] > widths[1] > widths[2]
-    assert metrics.bootstrap_ci([0.5]) == (0.5, 0.5)
-    assert metrics.bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    # Below MIN_N values there is no interval at all, rather than a zero-width one around a single value.
+    assert all(math.isnan(x) for x in metrics.bootstrap_ci([0.5]))
+    assert all(math.isnan(x) for x in metrics.bootstrap_ci([1.0] * (metrics.MIN_N - 1)))
+    assert metrics.bootstrap_ci([1.0] * metrics.MIN_N) == (1.0, 1.0)
 
 
 def test_paired_difference():

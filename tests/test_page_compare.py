@@ -17,7 +17,8 @@ def test_compare_page_runs_shows_and_sends_to_estimate(app_test):
     assert list(table["arm"]) == ["RAG", "Fine-tuned", "Router (selective hybrid)"]
     assert table.loc[0, "F1"] > table.loc[1, "F1"]
     assert any("Offline stand-ins in this run" in c.value for c in at.caption)
-    assert any(c.value.startswith("Router:") and "routing accuracy" in c.value for c in at.caption)
+    assert any(c.value.startswith("Router:") and "where exactly one of" in c.value for c in at.caption)
+    assert any("questions in this run" in c.value for c in at.caption)
     at.selectbox(key="cmp_filter").set_value("RAG right, fine-tuned wrong").run()
     assert not at.exception
     at.button(key="cmp_to_estimate").click().run()

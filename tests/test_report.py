@@ -39,7 +39,7 @@ def test_markdown_memo_has_every_section(worked):
                     "Estimate and measurement", "## Risks", "## Price sources"):
         assert heading in md, heading
     assert "**RAG**" in md and "What drove it" in md
-    assert "| RAG | " in md and "12 held-out questions" in md
+    assert "| RAG | " in md and "12 test questions" in md
     assert "No new fine-tuning jobs" in md                       # lifecycle risk
     assert "| model | gpt-4o-mini | OpenAI API pricing page" in md and "| 2026-11-01 |" in md
     assert SCRIPT not in md                                      # user text is escaped in Markdown too

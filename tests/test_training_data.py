@@ -119,17 +119,20 @@ def test_leakage_guard_keeps_paraphrases_and_shared_passages_together():
               _pair(46, "Who founded the company?", answer="")]
     passages = {"p42": "invoicing.md#3", "p43": "invoicing.md#3"}
     for seed in range(6):
-        split = splits.split_pairs(pairs, 0.3, seed, passages)
-        side = {i: ("v" if i in split.validation else "t") for i in split.train + split.validation}
+        split = splits.split_pairs(pairs, 0.3, seed, passages, dev_share=0.25)
+        side = {i: name for name in splits.SIDES for i in getattr(split, name)}
         assert side["p40"] == side["p41"] and side["p42"] == side["p43"] and side["p44"] == side["p45"]
-        assert side["p46"] == "v"  # unanswerable questions are held out
-        assert sorted(split.train + split.validation) == sorted(p.id for p in pairs)
+        assert side["p46"] == "test"  # unanswerable questions are held out
+        assert sorted(split.train + split.dev + split.test) == sorted(p.id for p in pairs)  # each pair on one side
     assert split.guarded_links == 3
     answered = [p for p in pairs if p.answer]
-    held = sum(1 for p in answered if p.id in split.validation)
+    held = sum(1 for p in answered if p.id in split.test)
     assert abs(held - 0.3 * len(answered)) <= 2
-    forward, backward = splits.split_pairs(pairs, 0.3, 1, passages), splits.split_pairs(pairs[::-1], 0.3, 1, passages)
-    assert set(forward.validation) == set(backward.validation)  # the order of the input does not matter
+    # dev is carved from what test left: a quarter of the 46 - 14 = 32 remaining answered pairs, about 8.
+    assert abs(len(split.dev) - 0.25 * (len(answered) - held)) <= 2
+    forward = splits.split_pairs(pairs, 0.3, 1, passages)
+    backward = splits.split_pairs(pairs[::-1], 0.3, 1, passages)
+    assert (set(forward.test), set(forward.dev)) == (set(backward.test), set(backward.dev))  # input order is moot
 
 
 def test_answer_passages_find_the_chunk_holding_the_answer():

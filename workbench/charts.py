@@ -204,8 +204,9 @@ def metric_bars(summary: dict, arms: list[str], metric: str) -> go.Figure:
     high = [summary[a]["metrics"][f"{metric}_ci_high"] for a in shown]
     fig = go.Figure(go.Bar(
         x=[summary[a]["label"] for a in shown], y=values, marker_color=[ARM_COLOURS.get(a, "#999") for a in shown],
-        error_y=dict(type="data", symmetric=False, array=[h - v for h, v in zip(high, values)],
-                     arrayminus=[v - lo for v, lo in zip(values, low)]),
+        error_y=dict(type="data", symmetric=False,   # no interval (too few questions): no whisker
+                     array=[0 if h is None else h - v for h, v in zip(high, values)],
+                     arrayminus=[0 if lo is None else v - lo for v, lo in zip(values, low)]),
         hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     return _layout(fig, yaxis_title=f"{metric.replace('_', ' ')} (95% CI)", height=360)
 

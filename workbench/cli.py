@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from . import (corpus, costs, decision, evaluation, exports, finetune, index, notebook, pricing, providers, rag,
-               report, scenario, sensitivity, splits, tokens, workspace)
+from . import (corpus, costs, decision, evaluation, exports, finetune, index, jsonl, notebook, pricing, providers,
+               rag, report, scenario, sensitivity, splits, tokens, workspace)
 from .chunking import ChunkSettings
 from .errors import WorkbenchError
 
@@ -265,20 +265,25 @@ def finetune_check(ws_name: str, model: str | None, file_: str | None, as_json: 
 
 @finetune_group.command("split")
 @_workspace_option
-@click.option("--validation-share", default=0.2, show_default=True, type=float)
+@click.option("--test-share", default=0.2, show_default=True, type=float, help="Share of the pairs Compare scores.")
+@click.option("--dev-share", default=0.15, show_default=True, type=float,
+              help="Share of the training side kept for early stopping and tuning.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def finetune_split(ws_name: str, validation_share: float, seed: int) -> None:
-    """Split the pairs into train and validation, keeping paraphrases and shared passages on one side."""
+def finetune_split(ws_name: str, test_share: float, dev_share: float, seed: int) -> None:
+    """Split the pairs into train, dev and test, keeping paraphrases and shared passages on one side."""
     ws = _open(ws_name)
-    split = splits.make_split(ws, validation_share, seed)
-    click.echo(f"{len(split.train)} train, {len(split.validation)} validation ({split.groups} leakage groups, "
-               f"{split.guarded_links} links kept together)")
+    note = finetune.resplit_note(ws)
+    split = splits.make_split(ws, test_share, seed, dev_share)
+    click.echo(f"{len(split.train)} train, {len(split.dev)} dev, {len(split.test)} test ({split.groups} leakage "
+               f"groups, {split.guarded_links} links kept together)")
+    if note:
+        click.echo(f"warning: {note}", err=True)
 
 
 @finetune_group.command("export")
 @_workspace_option
 @click.option("--format", "fmt", type=click.Choice(list(exports.FORMATS)), default="openai", show_default=True)
-@click.option("--side", type=click.Choice(["train", "validation", "all"]), default="train", show_default=True)
+@click.option("--side", type=click.Choice(["train", "dev", "test", "all"]), default="train", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
 def finetune_export(ws_name: str, fmt: str, side: str, out: str | None) -> None:
     """Export the training set as OpenAI chat JSONL, Alpaca JSON, ShareGPT JSON or CSV."""
@@ -289,6 +294,34 @@ def finetune_export(ws_name: str, fmt: str, side: str, out: str | None) -> None:
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(data.decode("utf-8"), nl=False)
+
+
+@finetune_group.command("register")
+@click.argument("name")
+@_workspace_option
+@click.option("--base-url", required=True, help="The OpenAI-compatible server, e.g. http://localhost:8000/v1.")
+@click.option("--model", "model_name", required=True, help="The model name the server knows it by.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with its key.")
+@click.option("--trained-on", "trained_on", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The pairs it was trained on (JSONL or CSV); default: the train and dev sides of the split.")
+def finetune_register(name: str, ws_name: str, base_url: str, model_name: str, api_key_env: str,
+                      trained_on: Path | None) -> None:
+    """Bring your own fine-tuned model (any OpenAI-compatible chat model) as the fine-tuned arm."""
+    from .parsing import parse_qa_file
+
+    ws = _open(ws_name)
+    pairs = None
+    if trained_on is not None:
+        parsed = parse_qa_file(trained_on.name, trained_on.read_bytes())
+        for p in parsed.problems:
+            click.echo(f"{p.level}: {p}", err=True)
+        pairs = parsed.pairs
+        if not pairs:
+            raise WorkbenchError("no question/answer pairs could be read", file=str(trained_on))
+        for p in pairs:
+            p.id = p.id or corpus.pair_id(p.source, p.question)
+    model = finetune.register_model(ws, name, base_url, model_name, api_key_env, trained_on=pairs)
+    click.echo(f"registered {model.label}; trained on {len(model.trained_on.pairs)} recorded pair(s)")
 
 
 @finetune_group.command("run")
@@ -306,7 +339,7 @@ def finetune_run(ws_name: str, provider: str, model: str | None, epochs: str, le
     ws = _open(ws_name)
     if splits.saved_split(ws) is None:
         splits.make_split(ws)
-        click.echo("made the train/validation split", err=True)
+        click.echo("made the train/dev/test split", err=True)
     if provider == "local":
         from .providers.local_trainer import Hyperparameters
 
@@ -321,7 +354,7 @@ def finetune_run(ws_name: str, provider: str, model: str | None, epochs: str, le
             hp.seed = seed
         job = finetune.run_local(ws, hp, on_epoch=lambda m: click.echo(
             f"  epoch {m.epoch}: train loss {m.train_loss:.4f}"
-            + (f", validation loss {m.valid_loss:.4f}" if m.valid_loss is not None else ""), err=True))
+            + (f", dev loss {m.valid_loss:.4f}" if m.valid_loss is not None else ""), err=True))
     else:
         hyper = {"n_epochs": epochs if epochs == "auto" else int(epochs), "batch_size": batch_size,
                  "learning_rate_multiplier": learning_rate}
@@ -354,7 +387,7 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
         click.echo(f"  [{e['level']}] {e['message']}")
     if job["metrics"]:
         last = job["metrics"][-1]
-        click.echo(f"  step {last['step']}: train loss {last['train_loss']}, validation loss {last['valid_loss']}")
+        click.echo(f"  step {last['step']}: train loss {last['train_loss']}, dev loss {last['valid_loss']}")
 
 
 # --- eval -------------------------------------------------------------------------------------------
@@ -365,7 +398,7 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
 @click.option("--qa", "qa_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Questions: JSONL with question, answer, doc_ids (an empty answer = unanswerable).")
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Pairs to fine-tune on; without it, a leakage-guarded split of --qa.")
+              help="Pairs to fine-tune on; without it, a leakage-guarded split of --qa when a fine-tuned arm runs.")
 @click.option("--arms", default=",".join(evaluation.ARMS), show_default=True, help="Comma-separated arms.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--workspace", "ws_name", help="Workspace to keep everything in (default: one named after the inputs, "
@@ -374,8 +407,11 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
               show_default=True)
 @click.option("--concurrency", default=4, show_default=True, type=int)
 @click.option("--judge", is_flag=True, help="Also grade answers with the configured chat model (LLM judge).")
+@click.option("--allow-overlap", is_flag=True,
+              help="Score the fine-tuned arm even on questions it was trained or tuned on (the run is marked "
+                   "contaminated).")
 def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str, out_path: Path,
-             ws_name: str | None, router_rule: str, concurrency: int, judge: bool) -> None:
+             ws_name: str | None, router_rule: str, concurrency: int, judge: bool, allow_overlap: bool) -> None:
     """Evaluate every arm on the same questions of any corpus and write RESULTS.json."""
     import hashlib
 
@@ -384,45 +420,41 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
     if unknown:
         raise WorkbenchError(f"unknown arm(s): {', '.join(unknown)}; expected: {', '.join(evaluation.ARMS)}",
                              field="arms")
+    if train_path and train_path.name == qa_path.name:
+        raise WorkbenchError("--train and --qa need different file names (pairs are kept per file name)")
     docs = corpus.load_corpus_path(docs_path)
+    inputs = docs + [(qa_path.name, qa_path.read_bytes())] + ([(train_path.name, train_path.read_bytes())]
+                                                              if train_path else [])
     digest = hashlib.sha256()
-    for name, data in docs + [(qa_path.name, qa_path.read_bytes())] + (
-            [(train_path.name, train_path.read_bytes())] if train_path else []):
+    for name, data in inputs:
         digest.update(name.encode() + data)
     ws = workspace.open_workspace(ws_name or f"eval-{digest.hexdigest()[:10]}", create=True)
-    report = corpus.ingest(ws, docs)
-    for p in report.problems:
-        click.echo(f"{p.level}: {p}", err=True)
-    qa_report = corpus.ingest(ws, [(qa_path.name, qa_path.read_bytes())], kind="qa")
-    for p in qa_report.problems:
-        click.echo(f"{p.level}: {p}", err=True)
-    pairs = corpus.qa_pairs(ws)
-    if train_path:
-        corpus.ingest(ws, [(train_path.name, train_path.read_bytes())], kind="qa")
-        pairs = corpus.qa_pairs(ws)
-        split = splits.Split(train=[p.id for p in pairs if p.source == train_path.name],
-                             validation=[p.id for p in pairs if p.source == qa_path.name],
-                             validation_share=0.0, seed=0, groups=0, guarded_links=0)
-        splits.save_split(ws, split)
-    elif splits.saved_split(ws) is None:
-        splits.make_split(ws)
-    settings = evaluation.EvalSettings(arms=arm_list, router_rule=router_rule, concurrency=concurrency)
-    questions = evaluation.default_questions(ws)
-    if any(a in arm_list for a in ("ft", "ft_rag", "router")) and not finetune.trained_models(ws):
+    for report_ in (corpus.ingest(ws, docs), corpus.ingest(ws, inputs[len(docs):], kind="qa")):
+        for p in report_.problems:
+            click.echo(f"{p.level}: {p}", err=True)
+    questions, why = _eval_questions(ws, qa_path.name, train_path.name if train_path else None, arm_list)
+    click.echo(f"scoring {len(questions)} question(s): {why}", err=True)
+    if any(a in arm_list for a in evaluation.FT_ARMS) and not finetune.trained_models(ws):
         click.echo("training the local stand-in for the fine-tuned arm", err=True)
         finetune.run_local(ws)
-    ctx = evaluation.build_arms(ws, settings)
     ids = {q.id for q in questions}
     pending = [r for r in evaluation.runs(ws) if r["state"] != "complete"
-               and json.loads(r["settings"])["arms"] == arm_list]
-    run_id = pending[0]["id"] if pending else evaluation.create_run(ws, questions, settings)
+               and json.loads(r["settings"])["arms"] == arm_list
+               and {q.id for q in evaluation._load_run(ws, r["id"])[1]} == ids]
     if pending:
-        click.echo(f"resuming {run_id}", err=True)
-    if router_rule == "classifier" and "router" in arm_list:
-        train_side, _ = splits.sides(ws, splits.saved_split(ws))
-        sample = [p for p in train_side if p.answer][:80]
-        labels = evaluation.oracle_labels({p.id: ctx.rag(p) for p in sample}, {p.id: ctx.ft(p) for p in sample})
-        evaluation.train_router(ctx, [(p.question, labels[p.id]) for p in sample if p.id in labels])
+        run_id = pending[0]["id"]
+        click.echo(f"resuming {run_id} with the settings it was started with", err=True)
+    else:
+        try:
+            run_id = evaluation.create_run(ws, questions, evaluation.EvalSettings(
+                arms=arm_list, router_rule=router_rule, concurrency=concurrency, allow_overlap=allow_overlap))
+        except evaluation.OverlapError as exc:
+            raise WorkbenchError(f"{exc.overlap.message()}; refused (pass --allow-overlap to score it anyway, "
+                                 "marked contaminated)") from None
+    settings = evaluation.run_settings(ws, run_id)
+    ctx = evaluation.build_arms(ws, settings)
+    if settings.router_rule == "classifier" and "router" in settings.arms:
+        evaluation.train_router(ctx, evaluation.router_examples(ctx, splits.sides(ws, splits.saved_split(ws)).dev))
     last: dict[str, int] = {}
 
     def progress(arm: str, done: int, total: int, eta: float) -> None:
@@ -432,17 +464,46 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
 
     evaluation.run(ws, run_id, ctx, progress)
     summary = evaluation.summarize(ws, run_id, ctx.embedder)
-    summary["run"]["workspace"] = ws.name
-    summary["run"]["question_ids"] = sorted(ids)
+    summary["run"].update(workspace=ws.name, question_ids=sorted(ids), scored=why)
     if judge:
         summary["judge"] = evaluation.judge(ws, run_id, ctx.chat, concurrency)
     workspace.atomic_write_text(out_path, json.dumps(summary, indent=1, default=str))
-    for arm in arm_list:
-        m = summary[arm]["metrics"]
-        f1 = f"{m['f1']:.3f} [{m['f1_ci_low']:.3f}, {m['f1_ci_high']:.3f}]" if m["f1"] is not None else "n/a"
-        click.echo(f"{arm:<8} F1 {f1}  abstains {m['abstention_rate'] if m['abstention_rate'] is not None else 'n/a'}"
-                   f"  p50 {m['latency_ms_p50']:.0f} ms  ({summary[arm]['provider']})")
+    for arm in settings.arms:
+        m, a = summary[arm]["metrics"], summary[arm]
+        f1 = "n/a" if m["f1"] is None else f"{m['f1']:.3f}" + (
+            f" [{m['f1_ci_low']:.3f}, {m['f1_ci_high']:.3f}]" if m["f1_ci_low"] is not None else "")
+        abstains = "n/a" if m["abstention_rate"] is None else f"{m['abstention_rate']:.2f}"
+        p50 = "n/a" if m["latency_ms_p50"] is None else f"{m['latency_ms_p50']:.0f} ms"
+        errors = f"  {a['errors']} error(s)" if a["errors"] else ""
+        click.echo(f"{arm:<8} F1 {f1} (n={m['f1_n']})  abstains {abstains}  p50 {p50}  ({a['provider']}){errors}")
+    for note in summary["run"]["notes"]:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {out_path}")
+    failed = [arm for arm in settings.arms if summary[arm]["questions"] and
+              summary[arm]["errors"] == summary[arm]["questions"]]
+    if failed:
+        raise WorkbenchError(f"every question failed for {', '.join(failed)}: {summary[failed[0]]['first_error']}")
+
+
+def _eval_questions(ws: workspace.Workspace, qa_name: str, train_name: str | None,
+                    arms: list[str]) -> tuple[list, str]:
+    """The questions to score and why: all of QA.jsonl, unless a fine-tuned arm must learn from part of it."""
+    qa = [p for p in corpus.qa_pairs(ws) if p.source == qa_name]
+    if train_name:
+        train = [p for p in corpus.qa_pairs(ws) if p.source == train_name]
+        carve = splits.split_pairs(train, test_share=0.15, dev_share=0.0)  # dev: early stopping, never scored
+        splits.save_split(ws, splits.Split(train=carve.train, dev=carve.test, test=[p.id for p in qa],
+                                           test_share=0.0, dev_share=0.15, seed=0, groups=carve.groups,
+                                           guarded_links=carve.guarded_links))
+        return qa, (f"all {len(qa)} questions of {qa_name}; the fine-tuned arm learns from {train_name} "
+                    f"({len(carve.train)} train, {len(carve.test)} dev)")
+    if not any(a in arms for a in evaluation.FT_ARMS):
+        return qa, f"all {len(qa)} questions of {qa_name} (no fine-tuned arm, so nothing is held out)"
+    split = splits.saved_split(ws) or splits.make_split(ws)
+    side = splits.sides(ws, split)
+    return side.test, (f"{len(side.test)} of {len(qa)} questions, the test side of a leakage-guarded split: the "
+                       f"other {len(side.train)} train and {len(side.dev)} early-stop the fine-tuned arm "
+                       "(pass --train to score every question)")
 
 
 # --- report and notebook ----------------------------------------------------------------------------
@@ -489,16 +550,12 @@ def tokens_cmd(files: tuple[str, ...], text: str | None, model: str, chat: bool)
     for name in files:
         if chat:
             n = 0
-            with open(name, encoding="utf-8") as fh:
-                for line_no, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        example = json.loads(line)
-                        n += tokens.count_messages(example["messages"], model)
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        raise WorkbenchError("expected a JSON object with a 'messages' list", file=name,
-                                             line=line_no) from None
+            for line in jsonl.parse(Path(name).read_text(encoding="utf-8")):
+                try:
+                    n += tokens.count_messages(line.value["messages"], model)
+                except (KeyError, TypeError, AttributeError):
+                    raise WorkbenchError(line.error or "expected a JSON object with a 'messages' list", file=name,
+                                         line=line.number) from None
         else:
             with open(name, encoding="utf-8", errors="replace") as fh:
                 n = tokens.count(fh.read(), model)

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Literal
 from . import tokens
 from .parsing import Document, Limits, Problem, QAPair, parse_document_file, parse_qa_file
 from .scenario import DataStats
+from .training_data import normalized
 from .workspace import Workspace
 
 Kind = Literal["documents", "qa"]
@@ -85,7 +86,10 @@ def ingest(ws: Workspace, files: Iterable[tuple[str, bytes]], kind: Kind = "docu
                 db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
                            (digest, kind, name, len(data), stored, time.time()))
                 if kind == "qa":
-                    report.pairs_added += _store_pairs(db, name, parsed.pairs)
+                    stored_pairs, id_problems = _store_pairs(db, name, parsed.pairs)
+                    report.pairs_added += stored_pairs
+                    report.problems += id_problems
+                    parsed.problems += id_problems
                 else:
                     for doc in parsed.documents:
                         (report.updated if _store_document(db, doc, digest) else report.added).append(doc.doc_id)
@@ -109,16 +113,40 @@ def _store_document(db: sqlite3.Connection, doc: Document, upload_sha: str) -> b
     return existed
 
 
-def _store_pairs(db: sqlite3.Connection, source: str, pairs: list[QAPair]) -> int:
+def pair_id(source: str, question: str) -> str:
+    """A pair's id when its file gives none: its source and a hash of its normalised question, so that
+    editing, reordering or inserting rows never moves an id to another question."""
+    return f"{source}:{sha256(source + chr(10) + normalized(question))[:12]}"
+
+
+def _store_pairs(db: sqlite3.Connection, source: str, pairs: list[QAPair]) -> tuple[int, list[Problem]]:
+    """Replace the pairs of a source file; an id already used by another file, or twice in this one, is
+    reported and that row is not stored (nothing stored is replaced by it)."""
     db.execute("DELETE FROM qa_pairs WHERE source = ?", (source,))  # a new version of a file replaces the old
+    taken = dict(db.execute("SELECT id, source FROM qa_pairs").fetchall())
     start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM qa_pairs").fetchone()[0]
-    rows = []
-    for i, p in enumerate(pairs):
-        pid = p.id or f"{source}#{i + 1}"
-        rows.append((pid, start + i, p.question, p.answer, json.dumps(p.doc_ids), p.context, p.system,
+    rows, problems, seen, repeats = [], [], {}, {}
+    for p in pairs:
+        if p.id:
+            pid = p.id
+        else:
+            base = pair_id(source, p.question)
+            repeats[base] = repeats.get(base, 0) + 1
+            pid = base if repeats[base] == 1 else f"{base}-{repeats[base]}"
+        if pid in taken:
+            problems.append(Problem(source, f"id '{pid}' is already used by a pair from {taken[pid]}; this row "
+                                            "was not stored (give it another id)", line=p.line or None))
+            continue
+        if pid in seen:
+            problems.append(Problem(source, f"id '{pid}' is used twice in this file (first on line {seen[pid]}); "
+                                            "this row was not stored", line=p.line or None))
+            continue
+        seen[pid] = p.line
+        rows.append((pid, start + len(rows), p.question, p.answer, json.dumps(p.doc_grades or p.doc_ids), p.context,
+                     p.system,
                      p.group or pid, p.category or ("unanswerable" if not p.answer else ""), source, time.time()))
-    db.executemany("INSERT OR REPLACE INTO qa_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    return len(rows)
+    db.executemany("INSERT INTO qa_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows), problems
 
 
 # --- reading back -----------------------------------------------------------------------------------
@@ -147,9 +175,15 @@ def remove_document(ws: Workspace, doc_id: str) -> bool:
 def qa_pairs(ws: Workspace) -> list[QAPair]:
     with ws.db() as db:
         rows = db.execute("SELECT * FROM qa_pairs ORDER BY position").fetchall()
-    return [QAPair(question=r["question"], answer=r["answer"], doc_ids=json.loads(r["doc_ids"]), context=r["context"],
-                   system=r["system"], group=r["group_id"], category=r["category"], id=r["id"], source=r["source"])
-            for r in rows]
+    out = []
+    for r in rows:
+        docs = json.loads(r["doc_ids"])   # a list, or document id -> relevance grade
+        grades = docs if isinstance(docs, dict) else {}
+        out.append(QAPair(question=r["question"], answer=r["answer"],
+                          doc_ids=[d for d, g in grades.items() if g > 0] if grades else docs, context=r["context"],
+                          system=r["system"], group=r["group_id"], category=r["category"], id=r["id"],
+                          source=r["source"], doc_grades=grades))
+    return out
 
 
 def problems(ws: Workspace) -> list[dict[str, Any]]:

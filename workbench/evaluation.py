@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, Literal
 import numpy as np
 from pydantic import Field
 
-from . import finetune, metrics, rag, tokens
+from . import finetune, metrics, overlap, rag, tokens
 from .config import Strict
 from .errors import WorkbenchError
 from .index import Retriever, load_settings
@@ -31,7 +31,9 @@ ARM_LABELS = {"base": "Base model (no context)", "rag": "RAG", "ft": "Fine-tuned
               "ft_rag": "Fine-tuned + RAG (sequential)", "router": "Router (selective hybrid)"}
 ESTIMATE_OPTION = {"rag": "rag", "ft": "fine_tuning", "ft_rag": "hybrid_sequential", "router": "hybrid_routing"}
 MEASURED_KEY = "measured_figures"
-RETRIEVAL_DEPTH = 10
+RETRIEVAL_DEPTH = 10          # distinct documents ranked for the retrieval metrics (nDCG@10)
+FT_ARMS = ("ft", "ft_rag", "router")
+TUNED_ON_SAMPLE = ("rrf_k", "min_relevance", "min_coverage")   # retrieval defaults chosen on the sample's questions
 
 
 class EvalSettings(Strict):
@@ -39,8 +41,9 @@ class EvalSettings(Strict):
     router_rule: Literal["relevance", "classifier"] = "relevance"
     router_threshold: Annotated[float, Field(ge=-1, le=1)] = 0.45   # best relevance at or above: RAG
     concurrency: Annotated[int, Field(ge=1, le=32)] = 4
-    ft_model: str | None = None       # a trained model id; default: the newest one
+    ft_model: str | None = None       # a trained model id; default: the newest one (fixed when the run is made)
     bootstrap_resamples: Annotated[int, Field(ge=100, le=20000)] = 2000
+    allow_overlap: bool = False       # score the fine-tuned arms on questions they saw; the run is marked contaminated
 
 
 @dataclass
@@ -53,7 +56,8 @@ class QuestionResult:
     answer: str
     abstained: bool
     gold_docs: list[str] = field(default_factory=list)
-    retrieved: list[str] = field(default_factory=list)       # ranked document ids (retrieval arms)
+    gold_grades: dict[str, float] = field(default_factory=dict)   # graded relevance, when the questions give it
+    retrieved: list[str] = field(default_factory=list)       # document ids of the ranked chunks (retrieval arms)
     context: str = ""
     relevance: float | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
@@ -78,22 +82,14 @@ class Arms:
         self.retrieval = load_settings(ws).retrieval
         self.prompts = rag.load_prompts()
         self.system_prompt = finetune.FineTuneSettings.load(ws).system_prompt
-        self.ft_ref = self._ft_model()
+        self.ft_ref = _chosen_model(ws, settings.ft_model)
         self.local_model = finetune.load_local_model(ws, self.ft_ref.id) if self.ft_ref and self.ft_ref.kind == "local" \
             else None
+        # The local trainer reads questions through the embedder it was trained with, not the index's.
+        self.ft_embedder = finetune.local_model_embedder() if self.local_model is not None else None
         self.ft_chat = self._ft_chat()
         self.classifier = None
         self._lock = threading.Lock()
-
-    def _ft_model(self) -> finetune.TrainedModel | None:
-        models = finetune.trained_models(self.ws)
-        if self.settings.ft_model:
-            chosen = [m for m in models if m.id == self.settings.ft_model]
-            if not chosen:
-                raise WorkbenchError(f"no trained model '{self.settings.ft_model}'; known: "
-                                     f"{', '.join(m.id for m in models) or 'none'}")
-            return chosen[0]
-        return models[0] if models else None
 
     def _ft_chat(self) -> Any:
         ref = self.ft_ref
@@ -119,7 +115,7 @@ class Arms:
             ft = self.book.model(base).fine_tuning
         except WorkbenchError:
             return None
-        return (ft.input or 0.0, ft.output or 0.0) if ft else None
+        return (ft.input, ft.output) if ft and ft.input is not None and ft.output is not None else None
 
     # Each arm returns a QuestionResult for one question.
 
@@ -129,23 +125,28 @@ class Arms:
             text = "I can't answer without documents: the offline stand-in has no knowledge of its own."
             r = self._result("base", p, text, True, provider=self.chat.label)
         else:
-            messages = [{"role": "system", "content": "Answer briefly. If you do not know, say so."},
+            messages = [{"role": "system", "content": self.prompts.closed_book_system()},
                         {"role": "user", "content": p.question}]
             out = self.chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
             price = rag.model_prices(self.book, self.chat.model_id)
             cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
-            r = self._result("base", p, out.text, metrics.is_abstention(out.text), provider=self.chat.label,
+            r = self._result("base", p, out.text, rag.is_refusal(out.text, self.prompts), provider=self.chat.label,
                              prompt_tokens=out.prompt_tokens, output_tokens=out.completion_tokens, cost=cost)
         r.latency_ms = {"generate": (time.perf_counter() - t0) * 1000}
         return r
 
     def _search(self, p: QAPair):
-        deep = self.retrieval.model_copy(update={"top_k": max(RETRIEVAL_DEPTH, self.retrieval.top_k)})
-        return self.retriever.search(p.question, deep)
+        """A retrieval deep enough to rank RETRIEVAL_DEPTH distinct documents (or every chunk there is)."""
+        k = max(3 * RETRIEVAL_DEPTH, self.retrieval.top_k)
+        while True:
+            found = self.retriever.search(p.question, self.retrieval.model_copy(update={"top_k": k}))
+            if len(metrics.documents([h.doc_id for h in found.hits])) >= RETRIEVAL_DEPTH or len(found.hits) < k:
+                return found
+            k *= 2
 
     def _from_answer(self, arm: str, p: QAPair, answer: rag.Answer, retrieval: Any) -> QuestionResult:
         used = retrieval.hits[:self.retrieval.top_k]
-        return self._result(arm, p, answer.text, answer.abstained or metrics.is_abstention(answer.text),
+        return self._result(arm, p, answer.text, answer.abstained,
                             retrieved=[h.doc_id for h in retrieval.hits], context="\n".join(h.text for h in used),
                             relevance=answer.best_relevance, latency={k: v for k, v in answer.latency_ms.items()
                                                                       if k != "total"},
@@ -164,14 +165,14 @@ class Arms:
         system = self.system_prompt
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p.question}]
         if self.local_model is not None:
-            text, _ = self.local_model.answer(np.asarray(self.embedder.embed([p.question])))[0]
+            text, _ = self.local_model.answer(np.asarray(self.ft_embedder.embed([p.question])))[0]
             r = self._result("ft", p, text, False, provider=finetune.LOCAL_LABEL,
                              prompt_tokens=tokens.count_messages(messages), output_tokens=tokens.count(text))
         else:
             out = self.ft_chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
             price = self.ft_prices()
             cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
-            r = self._result("ft", p, out.text, metrics.is_abstention(out.text), provider=self.ft_label(),
+            r = self._result("ft", p, out.text, rag.is_refusal(out.text, self.prompts), provider=self.ft_label(),
                              prompt_tokens=out.prompt_tokens, output_tokens=out.completion_tokens, cost=cost)
         r.latency_ms = {"generate": (time.perf_counter() - t0) * 1000}
         return r
@@ -180,12 +181,15 @@ class Arms:
         self._need_ft()
         retrieval = self._search(p)
         if self.ft_chat is not None:
+            prices = self.ft_prices()
             answer = rag.ask(p.question, self.retriever, self.ft_chat, self.retrieval, self.prompts, self.book,
-                             self.context_window, retrieval=retrieval, prices=self.ft_prices())
+                             self.context_window, retrieval=retrieval, prices=prices)
+            if prices is None:  # never the base model's list price for a fine-tuned model
+                answer.cost_usd = None
             return self._from_answer("ft_rag", p, answer, retrieval)
         # Offline stand-in: the extractive answerer reads the retrieved passages, and the local model's
         # learned preference among answer words steers which sentence it quotes.
-        features = np.asarray(self.embedder.embed([p.question]))
+        features = np.asarray(self.ft_embedder.embed([p.question]))
 
         def prior(sentences: list[str]) -> np.ndarray:
             s = self.local_model.text_scores(features, sentences)
@@ -221,7 +225,8 @@ class Arms:
                 provider: str = "") -> QuestionResult:
         return QuestionResult(arm=arm, question_id=p.id, question=p.question, gold=p.answer,
                               category=p.category or ("unanswerable" if not p.answer else "factual"), answer=text,
-                              abstained=abstained, gold_docs=list(p.doc_ids), retrieved=retrieved or [], context=context, relevance=relevance,
+                              abstained=abstained, gold_docs=list(p.doc_ids), gold_grades=dict(p.doc_grades),
+                              retrieved=retrieved or [], context=context, relevance=relevance,
                               latency_ms=latency or {}, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                               cost_usd=cost, provider=provider)
 
@@ -250,21 +255,73 @@ class RouterClassifier:
 
 # --- runs -------------------------------------------------------------------------------------------
 
+def check_overlap(ws: Workspace, questions: list[QAPair], settings: EvalSettings) -> overlap.Overlap | None:
+    """The fine-tuned arm's overlap with the questions (None when no fine-tuned arm runs).
+
+    Refuses, naming the count and the model, unless the settings allow the overlap.
+    """
+    if not any(a in settings.arms for a in FT_ARMS):
+        return None
+    ref = _chosen_model(ws, settings.ft_model)
+    if ref is None:
+        return None
+    if ref.trained_on is None:
+        found = overlap.Overlap(ref.label, len(questions), near=[q.id for q in questions])
+        reason = (f"what {ref.label} was trained on is not recorded, so all {len(questions)} questions may overlap it; "
+                  "register it again with its training data")
+    else:
+        found = overlap.check(questions, ref.trained_on, ref.label)
+        reason = found.message()
+    if found.count and not settings.allow_overlap:
+        raise OverlapError(f"{reason}. Evaluate on questions it never saw (the test side of the split), or allow "
+                           "the overlap to run anyway, marked contaminated.", found)
+    return found
+
+
+class OverlapError(WorkbenchError):
+    """Evaluation questions overlap what the fine-tuned model was trained or tuned on."""
+
+    def __init__(self, message: str, found: overlap.Overlap):
+        super().__init__(message)
+        self.overlap = found
+
+
+def _chosen_model(ws: Workspace, model_id: str | None) -> finetune.TrainedModel | None:
+    models = finetune.trained_models(ws)
+    if model_id:
+        chosen = [m for m in models if m.id == model_id]
+        if not chosen:
+            raise WorkbenchError(f"no trained model '{model_id}'; known: {', '.join(m.id for m in models) or 'none'}")
+        return chosen[0]
+    return models[0] if models else None
+
+
 def create_run(ws: Workspace, questions: list[QAPair], settings: EvalSettings) -> str:
+    """Save a run's questions and settings (the fine-tuned model fixed by id) after the overlap check."""
+    if any(a in settings.arms for a in FT_ARMS) and settings.ft_model is None:
+        ref = _chosen_model(ws, None)
+        settings = settings.model_copy(update={"ft_model": ref.id if ref else None})
+    found = check_overlap(ws, questions, settings)
     run_id = f"eval-{uuid.uuid4().hex[:10]}"
     with ws.db() as db:
-        db.execute("INSERT INTO eval_runs VALUES (?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO eval_runs (id, created_at, settings, questions, state, overlap) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
                    (run_id, time.time(), settings.model_dump_json(), json.dumps([asdict(q) for q in questions]),
-                    "created"))
+                    "created", json.dumps(found.to_dict() if found else {})))
     return run_id
 
 
 def runs(ws: Workspace) -> list[dict[str, Any]]:
     with ws.db() as db:
-        rows = db.execute("SELECT r.id, r.created_at, r.state, r.settings, COUNT(e.question_id) AS results "
+        rows = db.execute("SELECT r.id, r.created_at, r.state, r.settings, r.overlap, COUNT(e.question_id) AS results "
                           "FROM eval_runs r LEFT JOIN eval_results e ON e.run_id = r.id GROUP BY r.id "
                           "ORDER BY r.created_at DESC").fetchall()
     return [dict(r) for r in rows]
+
+
+def run_settings(ws: Workspace, run_id: str) -> EvalSettings:
+    """The settings a run was created with: a resumed run uses these, never today's choices."""
+    return _load_run(ws, run_id)[0]
 
 
 def _load_run(ws: Workspace, run_id: str) -> tuple[EvalSettings, list[QAPair]]:
@@ -273,6 +330,12 @@ def _load_run(ws: Workspace, run_id: str) -> tuple[EvalSettings, list[QAPair]]:
     if row is None:
         raise WorkbenchError(f"no evaluation run '{run_id}'")
     return EvalSettings.model_validate_json(row["settings"]), [QAPair(**q) for q in json.loads(row["questions"])]
+
+
+def _run_overlap(ws: Workspace, run_id: str) -> dict[str, Any]:
+    with ws.db() as db:
+        row = db.execute("SELECT overlap FROM eval_runs WHERE id = ?", (run_id,)).fetchone()
+    return json.loads(row["overlap"]) if row and row["overlap"] else {}
 
 
 def results(ws: Workspace, run_id: str) -> dict[str, dict[str, QuestionResult]]:
@@ -298,61 +361,92 @@ def _set_state(ws: Workspace, run_id: str, state: str) -> None:
 Progress = Callable[[str, int, int, float], None]   # arm, done, total, seconds left (estimate)
 
 
+def _failed(arm: str, p: QAPair, exc: WorkbenchError) -> QuestionResult:
+    res = Arms._result(arm, p, "", False)
+    res.error = str(exc)
+    return res
+
+
 def run(ws: Workspace, run_id: str, arms_ctx: Arms, progress: Progress | None = None,
         stop: threading.Event | None = None) -> dict[str, dict[str, QuestionResult]]:
-    """Run (or resume) every arm of a run; each result is saved as soon as it is computed."""
+    """Run (or resume) every arm of a run with the settings saved with it; each result is saved as soon as
+    it is computed; questions that failed are tried again on resume."""
     settings, questions = _load_run(ws, run_id)
+    if any(a in settings.arms for a in FT_ARMS) and (arms_ctx.ft_ref.id if arms_ctx.ft_ref else None) \
+            != settings.ft_model:
+        raise WorkbenchError(f"run {run_id} was made with the fine-tuned model '{settings.ft_model}'; resuming it "
+                             f"with '{arms_ctx.ft_ref.id if arms_ctx.ft_ref else 'none'}' is refused (start a new run)")
+    arms_ctx.settings = settings
     done = results(ws, run_id)
+    state = "failed"
     _set_state(ws, run_id, "running")
-    for arm in settings.arms:
-        finished = done.setdefault(arm, {})
-        todo = [q for q in questions if q.id not in finished]
-        started, total = time.perf_counter(), len(questions)
-        if progress:
-            progress(arm, len(finished), total, 0.0)
-        if not todo:
-            continue
-        if arm == "router":
-            for p in todo:
-                if stop is not None and stop.is_set():
-                    break
-                finished[p.id] = _route_one(ws, run_id, arms_ctx, p, done)
-                _save(ws, run_id, finished[p.id])
-                _report(progress, arm, finished, total, started, len(todo))
-            continue
-        fn = getattr(arms_ctx, arm)
-        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-            futures = {pool.submit(fn, p): p for p in todo}
-            stopping = False
-            for fut in as_completed(futures):
-                if fut.cancelled():
-                    continue
-                p = futures[fut]
-                try:
-                    res = fut.result()
-                except WorkbenchError as exc:
-                    if "no fine-tuned model" in str(exc) or "not trained" in str(exc):
-                        for f in futures:
-                            f.cancel()
-                        _set_state(ws, run_id, "stopped")
-                        raise
-                    res = Arms._result(arm, p, "", False)
-                    res.error = str(exc)
-                finished[p.id] = res
-                if res.error is None:  # failed questions are tried again when the run resumes
-                    _save(ws, run_id, res)
-                _report(progress, arm, finished, total, started, len(todo))
-                if not stopping and stop is not None and stop.is_set():
-                    stopping = True  # no new questions; those already running are still saved
+    try:
+        for arm in settings.arms:
+            _run_arm(ws, run_id, arms_ctx, arm, questions, done, progress, stop)
+            if stop is not None and stop.is_set():
+                break
+        if stop is not None and stop.is_set():
+            state = "stopped"
+        else:
+            complete = all(len(done.get(a, {})) == len(questions) and all(r.error is None for r in done[a].values())
+                           for a in settings.arms)
+            state = "complete" if complete else "incomplete"
+    finally:
+        _set_state(ws, run_id, state)
+    return done
+
+
+def _run_arm(ws: Workspace, run_id: str, ctx: Arms, arm: str, questions: list[QAPair],
+             done: dict[str, dict[str, QuestionResult]], progress: Progress | None,
+             stop: threading.Event | None) -> None:
+    finished = done.setdefault(arm, {})
+    todo = [q for q in questions if q.id not in finished or finished[q.id].error is not None]
+    started, total = time.perf_counter(), len(questions)
+    if progress:
+        progress(arm, total - len(todo), total, 0.0)
+
+    def keep(p: QAPair, res: QuestionResult) -> None:
+        finished[p.id] = res
+        _save(ws, run_id, res)   # failed ones too, so they are counted; a resume tries them again
+        _report(progress, arm, finished, total, started, len(todo))
+
+    if arm == "router":  # one at a time: a routed question may run the chosen arm and keep its result
+        for p in todo:
+            if stop is not None and stop.is_set():
+                return
+            try:
+                keep(p, _route_one(ws, run_id, ctx, p, done))
+            except WorkbenchError as exc:
+                if _fatal(exc):
+                    raise
+                keep(p, _failed(arm, p, exc))
+        return
+    fn = getattr(ctx, arm)
+    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
+        futures = {pool.submit(fn, p): p for p in todo}
+        stopping = False
+        for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
+            p = futures[fut]
+            try:
+                res = fut.result()
+            except WorkbenchError as exc:
+                if _fatal(exc):
                     for f in futures:
                         f.cancel()
-        if stop is not None and stop.is_set():
-            _set_state(ws, run_id, "stopped")
-            return done
-    complete = all(len(done.get(a, {})) == len(questions) and all(r.error is None for r in done[a].values())
-                   for a in settings.arms)
-    _set_state(ws, run_id, "complete" if complete else "incomplete")
-    return done
+                    raise
+                res = _failed(arm, p, exc)
+            keep(p, res)
+            if not stopping and stop is not None and stop.is_set():
+                stopping = True  # no new questions; those already running are still saved
+                for f in futures:
+                    f.cancel()
+
+
+def _fatal(exc: WorkbenchError) -> bool:
+    """Errors that no retry of the same question can fix: the arm has nothing to run."""
+    return "no fine-tuned model" in str(exc) or "not trained" in str(exc)
 
 
 def _report(progress: Progress | None, arm: str, finished: dict, total: int, started: float, todo: int) -> None:
@@ -366,7 +460,7 @@ def _route_one(ws: Workspace, run_id: str, ctx: Arms, p: QAPair, done: dict[str,
                ) -> QuestionResult:
     label, decide_ms = ctx.route(p)
     chosen = done.get(label, {}).get(p.id)
-    if chosen is None:  # the chosen arm was not run for this question yet: run it once and keep it
+    if chosen is None or chosen.error is not None:  # not run (or failed) for this question yet: run it and keep it
         chosen = getattr(ctx, label)(p)
         if label in ctx.settings.arms:
             done.setdefault(label, {})[p.id] = chosen
@@ -381,6 +475,36 @@ def train_router(ctx: Arms, examples: list[tuple[str, str]]) -> RouterClassifier
     features = np.asarray(ctx.embedder.embed([q for q, _ in examples]))
     ctx.classifier = RouterClassifier.fit(features, [label for _, label in examples])
     return ctx.classifier
+
+
+def router_examples(ctx: Arms, pairs: list[QAPair], limit: int = 80) -> list[tuple[str, str]]:
+    """Labelled examples for the question-type router: which arm did better on each answered pair.
+
+    Give it the dev side: tuning the router on the test side would score it on what it was tuned on.
+    """
+    sample = [p for p in pairs if p.answer][:limit]
+    if not sample:
+        raise WorkbenchError("the router's classifier needs answered pairs on the dev side to learn from")
+    labels = oracle_labels({p.id: ctx.rag(p) for p in sample}, {p.id: ctx.ft(p) for p in sample})
+    return [(p.question, labels[p.id]) for p in sample if p.id in labels]
+
+
+def read_router_labels(name: str, data: bytes) -> list[tuple[str, str]]:
+    """(question, 'rag' | 'ft') rows of a labelled CSV with the columns question and label."""
+    import csv
+    import io
+
+    text = data.decode("utf-8-sig", errors="replace")
+    reader = csv.DictReader(io.StringIO(text))
+    if not {"question", "label"} <= set(reader.fieldnames or []):
+        raise WorkbenchError("needs the columns question and label", file=name)
+    out = []
+    for row in reader:
+        label = (row["label"] or "").strip().lower()
+        if label not in ("rag", "ft"):
+            raise WorkbenchError(f"label must be rag or ft (got '{row['label']}')", file=name, line=reader.line_num)
+        out.append((row["question"] or "", label))
+    return out
 
 
 def oracle_labels(rag_results: dict[str, QuestionResult], ft_results: dict[str, QuestionResult]
@@ -401,16 +525,22 @@ def _score(r: QuestionResult) -> float:
 
 # --- summary ----------------------------------------------------------------------------------------
 
-def _with_ci(values: list[float], resamples: int, statistic: str = "mean") -> dict[str, float | None]:
+def _with_ci(values: list[float], resamples: int, statistic: str = "mean") -> dict[str, float | int | None]:
+    """A statistic, its bootstrap interval (empty below metrics.MIN_N values) and how many values it rests on."""
     if not values:
-        return {"value": None, "ci_low": None, "ci_high": None}
+        return {"value": None, "ci_low": None, "ci_high": None, "n": 0}
     value = float(np.mean(values)) if statistic == "mean" else metrics.percentile(values, float(statistic[1:]))
     low, high = metrics.bootstrap_ci(values, resamples, statistic=statistic)
-    return {"value": value, "ci_low": low, "ci_high": high}
+    known = len(values) >= metrics.MIN_N
+    return {"value": value, "ci_low": low if known else None, "ci_high": high if known else None, "n": len(values)}
+
+
+def _gold(r: QuestionResult) -> dict[str, float] | list[str]:
+    return r.gold_grades or r.gold_docs
 
 
 def arm_metrics(rows: list[QuestionResult], similarity: dict[str, float], resamples: int = 2000) -> dict[str, Any]:
-    """Every metric of one arm, each with its 95 % bootstrap interval as _ci_low / _ci_high siblings."""
+    """Every metric of one arm with its 95 % bootstrap interval (_ci_low / _ci_high) and its count (_n)."""
     answerable = [r for r in rows if r.gold and r.error is None]
     unanswerable = [r for r in rows if not r.gold and r.error is None]
     with_gold_docs = [r for r in rows if r.retrieved and r.gold_docs and r.error is None]
@@ -429,9 +559,10 @@ def arm_metrics(rows: list[QuestionResult], similarity: dict[str, float], resamp
         "cost_per_query_usd": ([r.cost_usd for r in ok if r.cost_usd is not None], "mean"),
     }
     if with_gold_docs:
-        series["recall_at_5"] = ([metrics.hit_at_k(r.retrieved, r.gold_docs, 5) for r in with_gold_docs], "mean")
-        series["mrr"] = ([metrics.reciprocal_rank(r.retrieved, r.gold_docs) for r in with_gold_docs], "mean")
-        series["ndcg_at_10"] = ([metrics.ndcg_at_k(r.retrieved, r.gold_docs, 10) for r in with_gold_docs], "mean")
+        series["hit_at_5"] = ([metrics.hit_at_k(r.retrieved, _gold(r), 5) for r in with_gold_docs], "mean")
+        series["recall_at_5"] = ([metrics.recall_at_k(r.retrieved, _gold(r), 5) for r in with_gold_docs], "mean")
+        series["mrr"] = ([metrics.reciprocal_rank(r.retrieved, _gold(r)) for r in with_gold_docs], "mean")
+        series["ndcg_at_10"] = ([metrics.ndcg_at_k(r.retrieved, _gold(r), 10) for r in with_gold_docs], "mean")
         series["groundedness"] = ([metrics.groundedness(r.answer, r.context) for r in answerable
                                    if not r.abstained and r.context], "mean")
     out: dict[str, Any] = {}
@@ -440,6 +571,7 @@ def arm_metrics(rows: list[QuestionResult], similarity: dict[str, float], resamp
         out[name] = stats["value"]
         out[f"{name}_ci_low"] = stats["ci_low"]
         out[f"{name}_ci_high"] = stats["ci_high"]
+        out[f"{name}_n"] = stats["n"]
     stages: dict[str, list[float]] = {}
     for r in ok:
         for k, v in r.latency_ms.items():
@@ -448,7 +580,44 @@ def arm_metrics(rows: list[QuestionResult], similarity: dict[str, float], resamp
     out["latency_ms_p95_by_stage"] = {k: metrics.percentile(v, 95) for k, v in stages.items()}
     out["questions"] = len(rows)
     out["errors"] = sum(1 for r in rows if r.error)
+    out["unpriced"] = sum(1 for r in ok if r.cost_usd is None)
     return out
+
+
+def routing_accuracy(routed: list[dict[str, Any]], saved: dict[str, dict[str, QuestionResult]],
+                     resamples: int = 2000) -> dict[str, Any]:
+    """Over the questions where exactly one of RAG and the fine-tuned arm is right (score 0.5 or more):
+    the share the router sent to the right one. Questions both got right, or both wrong, say nothing."""
+    picked: list[float] = []
+    compared = 0
+    for r in routed:
+        rag_r, ft_r = saved.get("rag", {}).get(r["question_id"]), saved.get("ft", {}).get(r["question_id"])
+        if rag_r is None or ft_r is None or rag_r.error or ft_r.error:
+            continue
+        compared += 1
+        rag_ok, ft_ok = _score(rag_r) >= 0.5, _score(ft_r) >= 0.5
+        if rag_ok != ft_ok:
+            picked.append(1.0 if r["routed_to"] == ("rag" if rag_ok else "ft") else 0.0)
+    stats = _with_ci(picked, resamples)
+    return {"routing_accuracy": stats["value"], "routing_accuracy_ci_low": stats["ci_low"],
+            "routing_accuracy_ci_high": stats["ci_high"], "routing_accuracy_n": stats["n"],
+            "arms_disagree_share": len(picked) / compared if compared else None, "routing_compared": compared}
+
+
+def _notes(ws: Workspace, questions: list[QAPair], settings: EvalSettings) -> list[str]:
+    """What a reader must know to read the figures: settings tuned on these very questions."""
+    from . import index, sample
+
+    notes = []
+    retrieval = index.load_settings(ws).retrieval
+    defaults = index.RetrievalSettings()
+    tuned = [k for k in TUNED_ON_SAMPLE if getattr(retrieval, k) == getattr(defaults, k)]
+    on_sample = sample.sample_question_share(questions)
+    if any(a in settings.arms for a in ("rag", "ft_rag", "router")) and tuned and on_sample:
+        notes.append(f"The retrieval defaults ({', '.join(f'{k}={getattr(retrieval, k)}' for k in tuned)}) were "
+                     f"chosen on the bundled sample's questions, and {on_sample:.0%} of these questions are from it: "
+                     "the RAG figures are optimistic here. Judge RAG on questions of your own.")
+    return notes
 
 
 def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[str, Any]:
@@ -456,8 +625,11 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
     settings, questions = _load_run(ws, run_id)
     saved = results(ws, run_id)
     embedder = embedder or _local_embedder()
+    found = _run_overlap(ws, run_id)
     out: dict[str, Any] = {"run": {"id": run_id, "questions": len(questions), "arms": settings.arms,
-                                   "settings": settings.model_dump()}}
+                                   "settings": settings.model_dump(), "overlap": found.get("count", 0),
+                                   "overlap_detail": found or None, "contaminated": bool(found.get("count")),
+                                   "notes": _notes(ws, questions, settings)}}
     by_q = {q.id: q for q in questions}
     for arm in settings.arms:
         rows = [saved.get(arm, {}).get(q.id) for q in questions]
@@ -471,12 +643,17 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
         similarity.update({r.question_id: 0.0 for r in rows if r.gold and r.abstained})
         figures = arm_metrics(rows, similarity, settings.bootstrap_resamples)
         extras = {k: figures.pop(k) for k in ("latency_ms_p50_by_stage", "latency_ms_p95_by_stage", "questions",
-                                              "errors")}
-        out[arm] = {"label": ARM_LABELS[arm], "provider": rows[0].provider if rows else "",
-                    "metrics": figures, **extras,
+                                              "errors", "unpriced")}
+        provider = next((r.provider for r in rows if r.provider), "")
+        out[arm] = {"label": ARM_LABELS[arm], "provider": provider, "metrics": figures, **extras,
+                    "first_error": next((r.error for r in rows if r.error), None),
                     "per_question": [{**asdict(r), "score": _score(r), "f1": metrics.token_f1(r.answer, r.gold),
                                       "exact_match": metrics.exact_match(r.answer, r.gold)} for r in rows]}
-    scores = {arm: {r["question_id"]: r["score"] for r in out[arm]["per_question"]} for arm in settings.arms}
+        if extras["unpriced"]:
+            out[arm]["cost_note"] = (f"{extras['unpriced']} answer(s) by {provider} have no known price, so the cost "
+                                     "per query leaves them out; add the model's price as a custom price")
+    scores = {arm: {r["question_id"]: r["score"] for r in out[arm]["per_question"] if r["error"] is None}
+              for arm in settings.arms}
     comparisons = []
     arms = settings.arms
     for i, a in enumerate(arms):
@@ -486,21 +663,13 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
                 [scores[a][q] for q in common], [scores[b][q] for q in common], settings.bootstrap_resamples)})
     out["comparisons"] = comparisons
     if "router" in arms:
-        routed = out["router"]["per_question"]
-        correct = []
-        for r in routed:
-            other = "ft" if r["routed_to"] == "rag" else "rag"
-            alt = saved.get(other, {}).get(r["question_id"])
-            if alt is not None:
-                correct.append(1.0 if r["score"] >= _score(alt) else 0.0)
-        stats = _with_ci(correct, settings.bootstrap_resamples)
-        out["router"]["routing_accuracy"] = stats["value"]
-        out["router"]["routing_accuracy_ci_low"] = stats["ci_low"]
-        out["router"]["routing_accuracy_ci_high"] = stats["ci_high"]
+        routed = [r for r in out["router"]["per_question"] if r["error"] is None]
+        out["router"].update(routing_accuracy(routed, saved, settings.bootstrap_resamples))
         out["router"]["routed_share_rag"] = float(np.mean([r["routed_to"] == "rag" for r in routed])) if routed else None
     categories = sorted({by_q[q].category or ("unanswerable" if not by_q[q].answer else "factual") for q in by_q})
-    out["by_category"] = {arm: {c: float(np.mean([r["score"] for r in out[arm]["per_question"] if r["category"] == c]))
-                                for c in categories if any(r["category"] == c for r in out[arm]["per_question"])}
+    out["by_category"] = {arm: {c: float(np.mean(v)) for c in categories
+                                if (v := [r["score"] for r in out[arm]["per_question"]
+                                          if r["category"] == c and r["error"] is None])}
                           for arm in arms}
     return out
 
@@ -532,14 +701,14 @@ def measured_figures(ws: Workspace) -> dict[str, dict[str, Any]]:
 
 
 def default_questions(ws: Workspace) -> list[QAPair]:
-    """The held-out side of the Fine-tune split (made now if there is none)."""
+    """The test side of the Fine-tune split (made now if there is none): questions no model trained or tuned on."""
     from . import splits
 
     split = splits.saved_split(ws) or splits.make_split(ws)
-    _, validation = splits.sides(ws, split)
-    if not validation:
-        raise WorkbenchError("no held-out questions: add question/answer pairs on the Data page")
-    return validation
+    test = splits.sides(ws, split).test
+    if not test:
+        raise WorkbenchError("no test questions: add question/answer pairs on the Data page")
+    return test
 
 
 def build_arms(ws: Workspace, settings: EvalSettings) -> Arms:

@@ -9,6 +9,7 @@ import io
 import json
 from typing import Any, Literal
 
+from . import jsonl
 from .errors import WorkbenchError
 
 Format = Literal["openai", "alpaca", "sharegpt", "csv"]
@@ -64,7 +65,11 @@ def read_back(data: bytes, fmt: str) -> list[dict[str, Any]]:
 
     text = data.decode("utf-8")
     if fmt == "openai":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        parsed = jsonl.parse(text)
+        bad = next((line for line in parsed if line.error), None)
+        if bad:
+            raise WorkbenchError(bad.error, line=bad.number)
+        return [line.value for line in parsed]
     if fmt == "alpaca":
         return [chat(r.get("system", ""), r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else ""),
                      r["output"]) for r in json.loads(text)]

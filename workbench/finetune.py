@@ -17,6 +17,8 @@ from . import corpus
 from .costs import Caution, auto_epochs, fine_tuning_lifecycle
 from .errors import WorkbenchError
 from .exports import export
+from .overlap import TrainingRecord
+from .parsing import QAPair
 from .pricing import PriceBook, load_pricing
 from .splits import Split, saved_split, sides
 from .training_data import DataReport, check, example_count_issue, to_examples
@@ -25,6 +27,7 @@ from .workspace import Workspace
 SETTINGS_KEY = "finetune_settings"
 BYO_KEY = "finetune_byo_models"
 LOCAL_LABEL = "Local trainer (offline stand-in for a fine-tuned LLM)"
+LOCAL_BASE_MODEL = "all-MiniLM-L6-v2 + linear answer layer"
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -41,16 +44,13 @@ class FineTuneSettings:
         ws.set_state(SETTINGS_KEY, asdict(self))
 
 
-def training_examples(ws: Workspace, split: Split | None = None, side: Literal["train", "validation", "all"] = "train",
+def training_examples(ws: Workspace, split: Split | None = None,
+                      side: Literal["train", "dev", "test", "all"] = "train",
                       settings: FineTuneSettings | None = None) -> list[dict[str, Any]]:
     """Chat examples from the workspace's pairs: one side of the split, or all of them."""
     settings = settings or FineTuneSettings.load(ws)
     split = split or saved_split(ws)
-    if side == "all" or split is None:
-        pairs = corpus.qa_pairs(ws)
-    else:
-        train, validation = sides(ws, split)
-        pairs = train if side == "train" else validation
+    pairs = corpus.qa_pairs(ws) if side == "all" or split is None else getattr(sides(ws, split), side)
     return to_examples(pairs, settings.system_prompt)
 
 
@@ -118,8 +118,8 @@ def preview(per_example_tokens: list[int], model: str, epochs: int | Literal["au
 
 def _row(r: Any) -> dict[str, Any]:
     job = dict(r)
-    for key in ("hyperparameters", "metrics", "events", "split", "settings"):
-        job[key] = json.loads(job[key]) if job.get(key) else ({} if key in ("hyperparameters", "split", "settings") else [])
+    for key in ("hyperparameters", "metrics", "events", "split", "settings", "trained_on"):
+        job[key] = json.loads(job[key]) if job.get(key) else ([] if key in ("metrics", "events") else {})
     return job
 
 
@@ -141,8 +141,8 @@ def _save_job(ws: Workspace, job: dict[str, Any]) -> None:
     with ws.db() as db:
         db.execute(
             "INSERT INTO jobs (id, provider, base_model, state, created_at, updated_at, hyperparameters, training_file, "
-            "validation_file, fine_tuned_model, trained_tokens, error, metrics, events, split, settings) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "validation_file, fine_tuned_model, trained_tokens, error, metrics, events, split, settings, trained_on) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "state = excluded.state, updated_at = excluded.updated_at, fine_tuned_model = excluded.fine_tuned_model, "
             "trained_tokens = excluded.trained_tokens, error = excluded.error, metrics = excluded.metrics, "
             "events = excluded.events",
@@ -150,14 +150,24 @@ def _save_job(ws: Workspace, job: dict[str, Any]) -> None:
              json.dumps(job.get("hyperparameters", {})), job.get("training_file"), job.get("validation_file"),
              job.get("fine_tuned_model"), job.get("trained_tokens"), job.get("error"),
              json.dumps(job.get("metrics", [])), json.dumps(job.get("events", [])),
-             json.dumps(job.get("split", {})), json.dumps(job.get("settings", {}))))
+             json.dumps(job.get("split", {})), json.dumps(job.get("settings", {})),
+             json.dumps(job.get("trained_on", {}))))
 
 
 def _require_split(ws: Workspace) -> Split:
     split = saved_split(ws)
     if split is None:
-        raise WorkbenchError("make the train/validation split first (Fine-tune page, or `workbench finetune split`)")
+        raise WorkbenchError("make the train/dev/test split first (Fine-tune page, or `workbench finetune split`)")
     return split
+
+
+def resplit_note(ws: Workspace) -> str | None:
+    """What re-splitting means for the models already trained: Compare checks them against the new split."""
+    models = trained_models(ws)
+    if not models:
+        return None
+    return (f"{len(models)} trained model(s) exist. Compare checks each of them against the new split's test side "
+            "and refuses to score a model on questions it was trained or tuned on.")
 
 
 def run_local(ws: Workspace, hyperparameters: Any = None, embed: Callable[[list[str]], Any] | None = None,
@@ -167,15 +177,16 @@ def run_local(ws: Workspace, hyperparameters: Any = None, embed: Callable[[list[
 
     split = _require_split(ws)
     hp = hyperparameters or Hyperparameters()
-    train_pairs, valid_pairs = sides(ws, split)
+    side = sides(ws, split)
+    train_pairs, dev_pairs = side.train, side.dev
     job_id = f"local-{uuid.uuid4().hex[:10]}"
-    job = {"id": job_id, "provider": "local", "base_model": "all-MiniLM-L6-v2 + linear answer layer",
+    job = {"id": job_id, "provider": "local", "base_model": LOCAL_BASE_MODEL,
            "state": "running", "created_at": time.time(), "hyperparameters": asdict(hp), "split": split.to_dict(),
+           "trained_on": TrainingRecord.of(train_pairs, dev_pairs).to_dict(),
            "metrics": [], "events": [{"created_at": time.time(), "level": "info", "message": "training started"}]}
     _save_job(ws, job)
     if embed is None:
-        from .providers.local_embedder import LocalEmbedder
-        embed = LocalEmbedder().embed
+        embed = local_model_embedder().embed
 
     def epoch_done(m: Any) -> None:
         job["metrics"].append({"step": m.epoch, "train_loss": m.train_loss, "valid_loss": m.valid_loss,
@@ -186,7 +197,7 @@ def run_local(ws: Workspace, hyperparameters: Any = None, embed: Callable[[list[
 
     try:
         model, result = train([(p.question, p.answer) for p in train_pairs if p.answer],
-                              [(p.question, p.answer) for p in valid_pairs if p.answer], embed, hp, epoch_done)
+                              [(p.question, p.answer) for p in dev_pairs if p.answer], embed, hp, epoch_done)
     except WorkbenchError as exc:
         job.update(state="failed", error=str(exc))
         _save_job(ws, job)
@@ -205,8 +216,9 @@ def start_openai(ws: Workspace, tuner: Any, model: str, hyperparameters: dict[st
     """Upload the split's files and create the job; its id is saved before anything else can fail."""
     split = _require_split(ws)
     settings = FineTuneSettings.load(ws)
-    train_examples = training_examples(ws, split, "train", settings)
-    valid_examples = training_examples(ws, split, "validation", settings)
+    side = sides(ws, split)
+    train_examples = to_examples(side.train, settings.system_prompt)
+    valid_examples = to_examples(side.dev, settings.system_prompt)   # the provider's validation file: dev
     report = check(train_examples, model, _limit(model, None))
     if not report.ok:
         raise WorkbenchError("the training data has errors; fix them first: "
@@ -216,8 +228,8 @@ def start_openai(ws: Workspace, tuner: Any, model: str, hyperparameters: dict[st
     created = tuner.create(model, train_id, valid_id, hyperparameters or {}, suffix, seed)
     job = {"id": created["id"], "provider": "openai", "base_model": model, "state": created["state"],
            "created_at": time.time(), "hyperparameters": hyperparameters or {}, "training_file": train_id,
-           "validation_file": valid_id, "split": split.to_dict(), "settings": asdict(settings), "metrics": [],
-           "events": []}
+           "validation_file": valid_id, "split": split.to_dict(), "settings": asdict(settings),
+           "trained_on": TrainingRecord.of(side.train, side.dev).to_dict(), "metrics": [], "events": []}
     _save_job(ws, job)
     return refresh(ws, created["id"], tuner)
 
@@ -270,21 +282,34 @@ class TrainedModel:
     base_url: str | None = None
     api_key_env: str | None = None
     context_window: int | None = None
+    trained_on: TrainingRecord | None = None      # what it was trained and early-stopped on
 
 
 def register_model(ws: Workspace, name: str, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
-                   context_window: int | None = None) -> TrainedModel:
-    """Bring your own fine-tuned model: any OpenAI-compatible chat model (e.g. a LoRA served by vLLM or Ollama)."""
+                   context_window: int | None = None, trained_on: list[QAPair] | None = None) -> TrainedModel:
+    """Bring your own fine-tuned model: any OpenAI-compatible chat model (e.g. a LoRA served by vLLM or Ollama).
+
+    What it was trained on is recorded so Compare can check for overlap: the pairs given, or else the
+    training and dev sides of the workspace's split (what the Fine-tune page exports for training).
+    """
     if not name.strip() or not model.strip() or not base_url.strip():
         raise WorkbenchError("a registered model needs a name, a base_url and a model name")
     if not base_url.startswith(("http://", "https://")):
         raise WorkbenchError(f"base_url must start with http:// or https:// (got '{base_url}')", field="base_url")
+    if trained_on is not None:
+        record = TrainingRecord.of(trained_on, [], note="the training file given at registration")
+    elif not corpus.qa_pairs(ws):
+        record = TrainingRecord.of([], [], note="the workspace had no pairs at registration")
+    else:
+        side = sides(ws, _require_split(ws))
+        record = TrainingRecord.of(side.train, side.dev, note="assumed: the train and dev sides of the split at "
+                                                              "registration")
     byo = [m for m in (ws.get_state(BYO_KEY) or []) if m["name"] != name]
     byo.append({"name": name, "base_url": base_url, "model": model, "api_key_env": api_key_env,
-                "context_window": context_window})
+                "context_window": context_window, "trained_on": record.to_dict()})
     ws.set_state(BYO_KEY, byo)
     return TrainedModel(model, "openai-compatible", f"{name}: {model} at {base_url}", False, base_url, api_key_env,
-                        context_window)
+                        context_window, record)
 
 
 def trained_models(ws: Workspace) -> list[TrainedModel]:
@@ -292,19 +317,29 @@ def trained_models(ws: Workspace) -> list[TrainedModel]:
     for j in jobs(ws):
         if j["state"] != "succeeded" or not j.get("fine_tuned_model"):
             continue
+        record = TrainingRecord.from_dict(j.get("trained_on"))
         if j["provider"] == "local":
-            out.append(TrainedModel(j["id"], "local", f"{LOCAL_LABEL}, trained {_when(j['created_at'])}", True))
+            out.append(TrainedModel(j["id"], "local", f"{LOCAL_LABEL}, trained {_when(j['created_at'])}", True,
+                                    trained_on=record))
         else:
             out.append(TrainedModel(j["fine_tuned_model"], "openai", f"{j['fine_tuned_model']} (OpenAI fine-tune)",
-                                    False))
+                                    False, trained_on=record))
     for m in ws.get_state(BYO_KEY) or []:
         out.append(TrainedModel(m["model"], "openai-compatible", f"{m['name']}: {m['model']} at {m['base_url']}",
-                                False, m["base_url"], m["api_key_env"], m.get("context_window")))
+                                False, m["base_url"], m["api_key_env"], m.get("context_window"),
+                                TrainingRecord.from_dict(m.get("trained_on"))))
     return out
 
 
 def _when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def local_model_embedder() -> Any:
+    """The embedder the local trainer reads questions through, whatever embedder the RAG index uses."""
+    from .providers.local_embedder import LocalEmbedder
+
+    return LocalEmbedder()
 
 
 def load_local_model(ws: Workspace, job_id: str) -> Any:

@@ -1,8 +1,9 @@
 """Evaluation metrics, bootstrap confidence intervals and paired comparisons.
 
 Exact match and token F1 follow the SQuAD conventions (lower case, punctuation and articles removed).
-Retrieval metrics are document-level with binary relevance. Intervals are 95 % percentile bootstraps
-with a fixed seed, so the same results give the same intervals.
+Retrieval metrics are document-level: chunks of one document collapse to its best rank, and relevance
+may be graded (nDCG uses the grade as gain, as trec_eval does). Intervals are 95 % percentile bootstraps
+with a fixed seed, so the same results give the same intervals; below MIN_N values there is no interval.
 """
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ import math
 import re
 import string
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
-ABSTAIN_PATTERNS = re.compile(
-    r"(can(?:no|')t answer|cannot be answered|do(?:es)? not (?:contain|answer|mention|say)|don'?t know|"
-    r"not (?:in|covered by) the (?:documents|passages|context)|no information|unable to answer|i'?m not sure)", re.I)
+MIN_N = 5            # fewer values than this get no interval: a bootstrap of 1-4 values says nothing
 
 
 def normalize(text: str) -> str:
@@ -42,29 +41,41 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def is_abstention(text: str) -> bool:
-    return bool(ABSTAIN_PATTERNS.search(text or "")) or not (text or "").strip()
+def documents(retrieved: Sequence[str]) -> list[str]:
+    """Ranked document ids from ranked chunks' document ids: each document once, at its best rank."""
+    return list(dict.fromkeys(retrieved))
 
 
-def hit_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int) -> float:
-    gold = set(gold)
-    return float(any(d in gold for d in retrieved[:k]))
+def _grades(gold: Iterable[str] | Mapping[str, float]) -> dict[str, float]:
+    grades = dict(gold) if isinstance(gold, Mapping) else {d: 1.0 for d in gold}
+    return {d: float(g) for d, g in grades.items() if g and g > 0}
 
 
-def reciprocal_rank(retrieved: Sequence[str], gold: Iterable[str]) -> float:
-    gold = set(gold)
-    return next((1.0 / r for r, d in enumerate(retrieved, 1) if d in gold), 0.0)
+def hit_at_k(retrieved: Sequence[str], gold: Iterable[str] | Mapping[str, float], k: int) -> float:
+    """1 if any relevant document is among the first k distinct documents."""
+    relevant = _grades(gold)
+    return float(any(d in relevant for d in documents(retrieved)[:k]))
 
 
-def ndcg_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int = 10) -> float:
-    """Binary-relevance nDCG@k over documents; a document counts once, at its first rank."""
-    gold = set(gold)
-    seen, dcg = set(), 0.0
-    for rank, d in enumerate(retrieved[:k], 1):
-        if d in gold and d not in seen:
-            dcg += 1.0 / math.log2(rank + 1)
-        seen.add(d)
-    ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(len(gold), k) + 1))
+def recall_at_k(retrieved: Sequence[str], gold: Iterable[str] | Mapping[str, float], k: int) -> float:
+    """Share of the relevant documents found among the first k distinct documents."""
+    relevant = _grades(gold)
+    if not relevant:
+        return 0.0
+    return sum(d in relevant for d in documents(retrieved)[:k]) / len(relevant)
+
+
+def reciprocal_rank(retrieved: Sequence[str], gold: Iterable[str] | Mapping[str, float]) -> float:
+    """1 / the rank of the first relevant document (ranks counted over distinct documents)."""
+    relevant = _grades(gold)
+    return next((1.0 / r for r, d in enumerate(documents(retrieved), 1) if d in relevant), 0.0)
+
+
+def ndcg_at_k(retrieved: Sequence[str], gold: Iterable[str] | Mapping[str, float], k: int = 10) -> float:
+    """nDCG@k over distinct documents with gain = relevance grade (1 for binary) and a log2(rank + 1) discount."""
+    relevant = _grades(gold)
+    dcg = sum(relevant.get(d, 0.0) / math.log2(rank + 1) for rank, d in enumerate(documents(retrieved)[:k], 1))
+    ideal = sum(g / math.log2(rank + 1) for rank, g in enumerate(sorted(relevant.values(), reverse=True)[:k], 1))
     return dcg / ideal if ideal else 0.0
 
 
@@ -90,10 +101,8 @@ def bootstrap_ci(values: Sequence[float], resamples: int = 2000, seed: int = 0, 
                  statistic: str = "mean") -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (or the 50th/95th percentile) of the values."""
     x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if len(x) == 0:
+    if len(x) < MIN_N:
         return float("nan"), float("nan")
-    if len(x) == 1:
-        return float(x[0]), float(x[0])
     rng = np.random.default_rng(seed)
     samples = x[rng.integers(0, len(x), size=(resamples, len(x)))]
     if statistic == "mean":
@@ -114,4 +123,4 @@ def paired_difference(a: Sequence[float], b: Sequence[float], resamples: int = 2
     diff = [x - y for x, y in pairs]
     low, high = bootstrap_ci(diff, resamples, seed)
     return {"difference": float(np.mean(diff)), "ci_low": low, "ci_high": high,
-            "significant": bool(low > 0 or high < 0), "questions": len(diff)}
+            "significant": bool(low > 0 or high < 0), "questions": len(diff)}   # NaN bounds compare False

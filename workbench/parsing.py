@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import zipfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
 from typing import Any, Iterable
+
+from . import jsonl
 
 DOC_FORMATS = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl", ".zip")
 QA_FORMATS = (".csv", ".jsonl")
@@ -48,6 +49,8 @@ class QAPair:
     category: str = ""
     id: str = ""
     source: str = ""
+    line: int = 0              # where the pair was read in its source file (0: not from a file)
+    doc_grades: dict[str, float] = field(default_factory=dict)   # graded relevance, when the file gives grades
 
 
 @dataclass
@@ -218,7 +221,7 @@ def parse_document_file(name: str, data: bytes, limits: Limits = Limits(), text_
         out.problems.append(problem)
     if text is None:
         return out
-    long_line = next((i for i, line in enumerate(text.splitlines(), 1) if len(line) > limits.max_line_chars), None)
+    long_line = next((i for i, line in jsonl.lines(text) if len(line) > limits.max_line_chars), None)
     if long_line:
         out.problems.append(Problem(name, f"a line of over {limits.max_line_chars:,} characters; refused",
                                     line=long_line))
@@ -365,18 +368,14 @@ def _csv_rows(name: str, text: str, problems: list[Problem]) -> Iterable[tuple[i
 
 def _jsonl_rows(name: str, text: str, problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    for line_no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(name, f"malformed JSON ({exc.msg} at column {exc.colno})", line=line_no))
-            continue
-        if not isinstance(row, dict):
-            problems.append(Problem(name, f"expected a JSON object, got {type(row).__name__}", line=line_no))
-            continue
-        rows.append((line_no, row))
+    for line in jsonl.parse(text):
+        if line.error:
+            problems.append(Problem(name, line.error, line=line.number))
+        elif not isinstance(line.value, dict):
+            problems.append(Problem(name, f"expected a JSON object, got {type(line.value).__name__}",
+                                    line=line.number))
+        else:
+            rows.append((line.number, line.value))
     return rows
 
 
@@ -433,7 +432,7 @@ def _pair_from_chat(name: str, line_no: int, row: dict[str, Any], problems: list
         problems.append(Problem(name, "a chat example needs a user and an assistant message", line=line_no))
         return None
     return QAPair(question=by_role["user"][-1], answer=by_role["assistant"][-1],
-                  system=(by_role.get("system") or [""])[0], source=name)
+                  system=(by_role.get("system") or [""])[0], id=str(row.get("id") or ""), source=name, line=line_no)
 
 
 def parse_qa_file(name: str, data: bytes, limits: Limits = Limits()) -> Parsed:
@@ -463,11 +462,19 @@ def parse_qa_file(name: str, data: bytes, limits: Limits = Limits()) -> Parsed:
                 out.problems.append(Problem(name, "missing 'answer' (use an empty answer for questions the "
                                                   "documents cannot answer)", line=line_no))
                 continue
-            pair = QAPair(question=question.strip(), answer=answer.strip(),
-                          doc_ids=_as_list(row.get("doc_ids", row.get("doc_id"))),
+            docs = row.get("doc_ids", row.get("doc_id"))
+            grades: dict[str, float] = {}
+            if isinstance(docs, dict):
+                if not all(isinstance(g, (int, float)) and not isinstance(g, bool) and g >= 0 for g in docs.values()):
+                    out.problems.append(Problem(name, "'doc_ids' as an object maps document ids to relevance grades "
+                                                      "(numbers of 0 or more)", line=line_no))
+                    continue
+                grades = {str(d): float(g) for d, g in docs.items()}
+                docs = [d for d, g in grades.items() if g > 0]
+            pair = QAPair(question=question.strip(), answer=answer.strip(), doc_ids=_as_list(docs), doc_grades=grades,
                           context=str(row.get("context") or ""), system=str(row.get("system") or ""),
                           group=str(row.get("group") or ""), category=str(row.get("category") or ""),
-                          id=str(row.get("id") or ""), source=name)
+                          id=str(row.get("id") or ""), source=name, line=line_no)
         if pair is not None:
             out.pairs.append(pair)
     if not out.pairs and not any(p.level == "error" for p in out.problems):

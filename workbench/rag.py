@@ -24,8 +24,19 @@ class RagPrompt(Strict):
     max_output_tokens: int = 400
 
 
+class ClosedBookPrompt(Strict):
+    system: str
+
+
 class Prompts(Strict):
+    refusal: str = "I cannot answer that from what I know."
     rag: RagPrompt
+    closed_book: ClosedBookPrompt = ClosedBookPrompt(
+        system="Answer the question briefly. If you do not know the answer, reply with exactly this sentence "
+               "and nothing else: {refusal}")
+
+    def closed_book_system(self) -> str:
+        return self.closed_book.system.format(refusal=self.refusal)
 
 
 def load_prompts(path: Path | str | None = None) -> Prompts:
@@ -66,10 +77,18 @@ class Answer:
         return asdict(self)
 
 
+def is_refusal(text: str, prompts: Prompts) -> bool:
+    """Whether a model's reply is the refusal sentence the prompts ask for (or says nothing at all)."""
+    from .training_data import normalized
+
+    reply = normalized(text)
+    return not reply or reply.startswith(normalized(prompts.refusal))
+
+
 def build_messages(prompts: Prompts, question: str, hits: list[Hit]) -> list[dict[str, str]]:
     passages = [prompts.rag.passage.format(n=i, title=h.title, heading=f" - {h.heading_path}" if h.heading_path else "",
                                            text=h.text) for i, h in enumerate(hits, 1)]
-    return [{"role": "system", "content": prompts.rag.system},
+    return [{"role": "system", "content": prompts.rag.system.format(refusal=prompts.refusal)},
             {"role": "user", "content": prompts.rag.user.format(context="\n\n".join(passages), question=question)}]
 
 
@@ -123,7 +142,8 @@ def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSetti
         window = context_window_of(chat.model_id, book, context_window)
         prompt_tokens = check_context(messages, chat.model_id, window, prompts.rag.max_output_tokens)
         result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens)
-        text, abstained = result.text.strip(), False
+        text = result.text.strip()
+        abstained = is_refusal(text, prompts)
         prompt_tokens = result.prompt_tokens or prompt_tokens
         output_tokens = result.completion_tokens or tokens.count(text, chat.model_id)
         used = {n for n in range(1, len(hits) + 1) if f"[{n}]" in text}

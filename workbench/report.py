@@ -125,13 +125,20 @@ def to_markdown(d: ReportData) -> str:
     out += ["", "## Measured comparison", ""]
     if d.comparison:
         c = d.comparison
-        out += [f"{c['run']['questions']} held-out questions (run `{c['run']['id']}`); 95 % bootstrap intervals.", "",
-                "| arm | F1 | 95% CI | abstains on unanswerable | p50 latency | cost per query | provider |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
+        out += [f"{c['run']['questions']} test questions (run `{c['run']['id']}`); 95 % bootstrap intervals; "
+                "n = questions each figure rests on.", ""]
+        if c["run"]["contaminated"]:
+            out += [f"**Contaminated run:** {c['run']['overlap']} of {c['run']['questions']} questions overlap what "
+                    f"{_md_cell(c['run']['overlap_detail']['model'])} was trained or tuned on; its fine-tuned figures "
+                    "are not evidence about new questions.", ""]
+        out += [f"{_md_cell(note)}" for note in c["run"]["notes"]] + ([""] if c["run"]["notes"] else [])
+        out += ["| arm | F1 | 95% CI | n | abstains on unanswerable | p50 latency | cost per query | provider |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for arm in c["run"]["arms"]:
             m = c[arm]["metrics"]
             ci = f"{_num(m['f1_ci_low'], '.2f')}-{_num(m['f1_ci_high'], '.2f')}"
-            out.append(f"| {c[arm]['label']} | {_num(m['f1'])} | {ci} | {_num(m['abstention_rate'], '.2f')} | "
+            out.append(f"| {c[arm]['label']} | {_num(m['f1'])} | {ci} | {m['f1_n']} | "
+                       f"{_num(m['abstention_rate'], '.2f')} (n={m['abstention_rate_n']}) | "
                        f"{_num(m['latency_ms_p50'], ',.0f')} ms | {costs.format_usd(m['cost_per_query_usd'])} | "
                        f"{_md_cell(c[arm]['provider'])} |")
     else:
@@ -186,11 +193,13 @@ th{background:#f5f5f5}.rec{font-size:1.4rem;font-weight:600}.muted{color:#666}.r
 {% else %}<p>No estimate: {{ d.estimate_error }}</p>{% endif %}
 <h2>Measured comparison</h2>
 {% if d.comparison %}
-<p class="muted">{{ d.comparison.run.questions }} held-out questions; 95 % bootstrap intervals.</p>
-<table><tr><th>arm</th><th>F1</th><th>95% CI</th><th>abstains (unanswerable)</th><th>p50 latency</th><th>cost / query</th><th>provider</th></tr>
+<p class="muted">{{ d.comparison.run.questions }} test questions (run {{ d.comparison.run.id }}); 95 % bootstrap intervals; n = questions each figure rests on.</p>
+{% if d.comparison.run.contaminated %}<p><strong>Contaminated run:</strong> {{ d.comparison.run.overlap }} of {{ d.comparison.run.questions }} questions overlap what {{ d.comparison.run.overlap_detail.model }} was trained or tuned on; its fine-tuned figures are not evidence about new questions.</p>{% endif %}
+{% for note in d.comparison.run.notes %}<p>{{ note }}</p>{% endfor %}
+<table><tr><th>arm</th><th>F1</th><th>95% CI</th><th>n</th><th>abstains (unanswerable)</th><th>p50 latency</th><th>cost / query</th><th>provider</th></tr>
 {% for arm in d.comparison.run.arms %}{% set m = d.comparison[arm].metrics %}
 <tr><td>{{ d.comparison[arm].label }}</td><td>{{ num(m.f1) }}</td><td>{{ num(m.f1_ci_low, '.2f') }}–{{ num(m.f1_ci_high, '.2f') }}</td>
-<td>{{ num(m.abstention_rate, '.2f') }}</td><td>{{ num(m.latency_ms_p50, ',.0f') }} ms</td><td>{{ money(m.cost_per_query_usd) }}</td>
+<td>{{ m.f1_n }}</td><td>{{ num(m.abstention_rate, '.2f') }} (n={{ m.abstention_rate_n }})</td><td>{{ num(m.latency_ms_p50, ',.0f') }} ms</td><td>{{ money(m.cost_per_query_usd) }}</td>
 <td>{{ d.comparison[arm].provider }}</td></tr>{% endfor %}</table>
 {{ charts_html.comparison|safe }}
 {% else %}<p>No comparison has been run.</p>{% endif %}

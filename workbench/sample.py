@@ -1,9 +1,13 @@
 """The bundled sample workspace: documentation of a fictional product and question/answer pairs about it."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
-from . import corpus
+from . import corpus, jsonl
+from .parsing import QAPair
+from .training_data import normalized
 from .workspace import DEFAULT_WORKSPACE, Workspace, open_workspace
 
 SAMPLE_DIR = Path(__file__).parent / "data" / "sample"
@@ -31,3 +35,21 @@ def open_sample() -> Workspace:
     ws = open_workspace(DEFAULT_WORKSPACE, create=True)
     ensure_sample(ws)
     return ws
+
+
+@lru_cache(maxsize=1)
+def _sample_questions() -> frozenset[str]:
+    qa = SAMPLE_DIR / "qa.jsonl"
+    if not qa.exists():
+        return frozenset()
+    return frozenset(normalized(line.value["question"]) for line in jsonl.parse(qa.read_text(encoding="utf-8"))
+                     if isinstance(line.value, dict) and isinstance(line.value.get("question"), str))
+
+
+def sample_question_share(questions: Iterable[QAPair]) -> float:
+    """Share of the questions that are the bundled sample's own (its defaults were tuned on them)."""
+    questions = list(questions)
+    if not questions:
+        return 0.0
+    known = _sample_questions()
+    return sum(normalized(q.question) in known for q in questions) / len(questions)

@@ -1,8 +1,9 @@
-"""Train/validation split with a leakage guard, saved in the workspace.
+"""Train, dev and test sides with a leakage guard, saved in the workspace.
 
 Paraphrases of one question (same group id, or near-identical wording) and questions answered by the
-same document passage always land on the same side, so the validation side measures what the model
-never saw. Unanswerable questions teach nothing to a fine-tune and all go to the validation side.
+same document passage always land on the same side. The test side is what Compare scores; the dev side
+is carved from the training side for early stopping and any tuning, so nothing a model learns from or
+is tuned on is ever scored. Unanswerable questions teach nothing to a fine-tune and all go to test.
 """
 from __future__ import annotations
 
@@ -17,19 +18,40 @@ from .parsing import QAPair
 from .training_data import near_duplicate_pairs
 
 SPLIT_KEY = "finetune_split"
+SIDES = ("train", "dev", "test")
 
 
 @dataclass
 class Split:
     train: list[str]
-    validation: list[str]
-    validation_share: float
+    dev: list[str]
+    test: list[str]
+    test_share: float
+    dev_share: float
     seed: int
     groups: int
     guarded_links: int        # pairs of questions tied together by the guard (paraphrase or shared passage)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Split:
+        """A saved split; one saved before the dev side existed keeps its two sides (train, and test)."""
+        if "validation" in data:
+            data = {"train": data["train"], "dev": [], "test": data["validation"],
+                    "test_share": data.get("validation_share", 0.0), "dev_share": 0.0, "seed": data.get("seed", 0),
+                    "groups": data.get("groups", 0), "guarded_links": data.get("guarded_links", 0)}
+        return cls(**data)
+
+
+@dataclass
+class Sides:
+    """The workspace's pairs on each side of a split."""
+
+    train: list[QAPair]
+    dev: list[QAPair]
+    test: list[QAPair]
 
 
 class _Union:
@@ -80,13 +102,10 @@ def answer_passages(pairs: list[QAPair], documents: dict[str, dict[str, Any]],
     return out
 
 
-def split_pairs(pairs: list[QAPair], validation_share: float = 0.2, seed: int = 0,
-                passages: dict[str, str] | None = None) -> Split:
-    """Assign whole leakage groups to train or validation, aiming at the validation share."""
-    if not 0 < validation_share < 1:
-        raise ValueError("validation_share must be between 0 and 1")
-    n = len(pairs)
-    union = _Union(n)
+def _leakage_groups(pairs: list[QAPair], passages: dict[str, str] | None) -> tuple[list[list[int]], int]:
+    """Indices of pairs that must stay on one side together (same group, same passage, near-identical
+    question), and how many links tied them."""
+    union = _Union(len(pairs))
     links = 0
     first_of: dict[str, int] = {}
     for i, p in enumerate(pairs):
@@ -99,21 +118,47 @@ def split_pairs(pairs: list[QAPair], validation_share: float = 0.2, seed: int = 
     for i, j, _ in near_duplicate_pairs([p.question for p in pairs]):
         links += union.join(i, j)
     groups: dict[int, list[int]] = {}
-    for i in range(n):
+    for i in range(len(pairs)):
         groups.setdefault(union.find(i), []).append(i)
-    answerable = [g for g in groups.values() if any(pairs[i].answer for i in g)]
-    unanswerable = [i for g in groups.values() if not any(pairs[i].answer for i in g) for i in g]
+    return list(groups.values()), links
+
+
+def _take(groups: list[list[int]], share: float) -> tuple[list[int], list[list[int]]]:
+    """Whole groups, in order, until they hold about `share` of all the pairs; the groups left over."""
+    target = share * sum(len(g) for g in groups)
+    taken: list[int] = []
+    rest: list[list[int]] = []
+    for g in groups:
+        if len(taken) + len(g) / 2 <= target:
+            taken.extend(g)
+        else:
+            rest.append(g)
+    return taken, rest
+
+
+def split_pairs(pairs: list[QAPair], test_share: float = 0.2, seed: int = 0,
+                passages: dict[str, str] | None = None, dev_share: float = 0.15) -> Split:
+    """Assign whole leakage groups to test, then dev (a share of what is left), then train."""
+    if not 0 < test_share < 1:
+        raise ValueError("test_share must be between 0 and 1")
+    if not 0 <= dev_share < 1:
+        raise ValueError("dev_share must be between 0 and 1")
+    groups, links = _leakage_groups(pairs, passages)
+    answerable = [g for g in groups if any(pairs[i].answer for i in g)]
+    unanswerable = [i for g in groups if not any(pairs[i].answer for i in g) for i in g]
     # A stable order, independent of input order, then a seeded shuffle.
     answerable.sort(key=lambda g: hashlib.sha256(min(pairs[i].id for i in g).encode()).hexdigest())
     random.Random(seed).shuffle(answerable)
-    target = validation_share * sum(len(g) for g in answerable)
-    validation: list[int] = []
-    train: list[int] = []
-    for g in answerable:
-        (validation if len(validation) + len(g) / 2 <= target else train).extend(g)
-    validation += unanswerable
-    return Split(train=[pairs[i].id for i in sorted(train)], validation=[pairs[i].id for i in sorted(validation)],
-                 validation_share=validation_share, seed=seed, groups=len(groups), guarded_links=links)
+    test, rest = _take(answerable, test_share)
+    dev, rest = _take(rest, dev_share)
+    train = [i for g in rest for i in g]
+    test += unanswerable
+
+    def ids(side: list[int]) -> list[str]:
+        return [pairs[i].id for i in sorted(side)]
+
+    return Split(train=ids(train), dev=ids(dev), test=ids(test), test_share=test_share, dev_share=dev_share,
+                 seed=seed, groups=len(groups), guarded_links=links)
 
 
 def save_split(ws: Any, split: Split) -> None:
@@ -122,23 +167,27 @@ def save_split(ws: Any, split: Split) -> None:
 
 def saved_split(ws: Any) -> Split | None:
     data = ws.get_state(SPLIT_KEY)
-    return Split(**data) if data else None
+    return Split.from_dict(data) if data else None
 
 
-def make_split(ws: Any, validation_share: float = 0.2, seed: int = 0) -> Split:
+def make_split(ws: Any, test_share: float = 0.2, seed: int = 0, dev_share: float = 0.15) -> Split:
     """Split the workspace's pairs with the leakage guard (passages found in its documents) and save it."""
     from . import corpus
 
     pairs = corpus.qa_pairs(ws)
     documents = {d["doc_id"]: d for d in corpus.documents(ws, with_text=True)}
-    split = split_pairs(pairs, validation_share, seed, answer_passages(pairs, documents))
+    split = split_pairs(pairs, test_share, seed, answer_passages(pairs, documents), dev_share)
     save_split(ws, split)
     return split
 
 
-def sides(ws: Any, split: Split) -> tuple[list[QAPair], list[QAPair]]:
-    """The workspace's pairs on each side of a split (pairs added since the split are left out)."""
+def sides(ws: Any, split: Split) -> Sides:
+    """The workspace's pairs on each side of a split (pairs added since the split are on no side)."""
     from . import corpus
 
     by_id = {p.id: p for p in corpus.qa_pairs(ws)}
-    return [by_id[i] for i in split.train if i in by_id], [by_id[i] for i in split.validation if i in by_id]
+
+    def side(ids: list[str]) -> list[QAPair]:
+        return [by_id[i] for i in ids if i in by_id]
+
+    return Sides(side(split.train), side(split.dev), side(split.test))

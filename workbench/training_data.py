@@ -7,14 +7,13 @@ questions, contradictory answers, sensitive data, and too few examples, each fin
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
-from . import tokens
+from . import jsonl, tokens
 from .parsing import QAPair
 
 ROLES = {"system", "user", "assistant", "function", "tool"}
@@ -101,14 +100,10 @@ def to_examples(pairs: Iterable[QAPair], system_prompt: str = "") -> list[dict[s
 def read_jsonl(data: bytes) -> tuple[list[Any], list[Finding]]:
     """Parse a chat JSONL training file; a line that is not JSON is a finding, not a crash."""
     examples, findings = [], []
-    for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            examples.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            examples.append(None)
-            findings.append(Finding("invalid_json", "error", f"line {n} is not JSON ({exc.msg})", [n]))
+    for line in jsonl.parse(data.decode("utf-8", errors="replace")):
+        examples.append(line.value)
+        if line.error:
+            findings.append(Finding("invalid_json", "error", f"line {line.number}: {line.error}", [line.number]))
     return examples, findings
 
 
@@ -230,8 +225,9 @@ def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE) ->
     return sorted(out)
 
 
-def _norm(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+def normalized(text: str) -> str:
+    """Lower-cased words joined by single spaces: two questions that differ only in case and punctuation match."""
+    return " ".join(re.findall(r"[^\W_]+", text.casefold()))
 
 
 def check(examples: list[Any], model: str = "gpt-4o-mini", token_limit: int = 65536,
@@ -284,13 +280,13 @@ def _content_findings(valid: list[tuple[int, dict[str, Any]]]) -> list[Finding]:
     answers = [_last(ex, "assistant") for _, ex in valid]
     by_text: dict[str, list[int]] = {}
     for row, q in zip(rows, questions):
-        by_text.setdefault(_norm(q), []).append(row)
+        by_text.setdefault(normalized(q), []).append(row)
     exact = [group for text, group in by_text.items() if text and len(group) > 1]
     if exact:
         findings.append(Finding("duplicate_questions", "warning",
                                 f"{sum(len(g) for g in exact)} examples repeat {len(exact)} question(s) word for word",
                                 sorted(r for g in exact for r in g)))
-    near = [(i, j) for i, j, _ in near_duplicate_pairs(questions) if _norm(questions[i]) != _norm(questions[j])]
+    near = [(i, j) for i, j, _ in near_duplicate_pairs(questions) if normalized(questions[i]) != normalized(questions[j])]
     if near:
         findings.append(Finding("near_duplicate_questions", "info",
                                 f"{len(near)} pair(s) of near-identical questions (paraphrases are fine; copies "
@@ -320,13 +316,13 @@ def _content_findings(valid: list[tuple[int, dict[str, Any]]]) -> list[Finding]:
 
 def _disagree(a: str, b: str) -> bool:
     """Two answers disagree if they differ and share few words, or name different numbers."""
-    if _norm(a) == _norm(b):
+    if normalized(a) == normalized(b):
         return False
     return _answer_f1(a, b) < 0.5 or set(re.findall(r"\d+(?:\.\d+)?", a)) != set(re.findall(r"\d+(?:\.\d+)?", b))
 
 
 def _answer_f1(a: str, b: str) -> float:
-    wa, wb = _norm(a).split(), _norm(b).split()
+    wa, wb = normalized(a).split(), normalized(b).split()
     if not wa or not wb:
         return float(wa == wb)
     common = sum(min(wa.count(w), wb.count(w)) for w in set(wa))

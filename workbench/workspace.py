@@ -102,7 +102,47 @@ def _m004_evaluations(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus, _m003_jobs, _m004_evaluations]
+def _m005_stable_ids_and_training_records(db: sqlite3.Connection) -> None:
+    """Pair ids made from row positions become content-based (the saved split and jobs follow); each job
+    records what it was trained on; each evaluation run records its overlap with it."""
+    from .corpus import pair_id
+    from .overlap import TrainingRecord
+    from .parsing import QAPair
+
+    db.execute("ALTER TABLE jobs ADD COLUMN trained_on TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE eval_runs ADD COLUMN overlap TEXT NOT NULL DEFAULT '{}'")
+    renamed: dict[str, str] = {}
+    repeats: dict[str, int] = {}
+    for row in db.execute("SELECT id, source, question FROM qa_pairs ORDER BY position").fetchall():
+        if re.fullmatch(re.escape(row[1]) + r"#\d+", row[0]):
+            base = pair_id(row[1], row[2])
+            repeats[base] = repeats.get(base, 0) + 1
+            renamed[row[0]] = base if repeats[base] == 1 else f"{base}-{repeats[base]}"
+    for old, new in renamed.items():
+        db.execute("UPDATE qa_pairs SET id = ?, group_id = CASE WHEN group_id = ? THEN ? ELSE group_id END "
+                   "WHERE id = ?", (new, old, new, old))
+
+    def rename(split: dict[str, Any]) -> dict[str, Any]:
+        return {k: [renamed.get(i, i) for i in v] if isinstance(v, list) else v for k, v in split.items()}
+
+    row = db.execute("SELECT value FROM state WHERE key = 'finetune_split'").fetchone()
+    if row:
+        db.execute("UPDATE state SET value = ? WHERE key = 'finetune_split'", (json.dumps(rename(json.loads(row[0]))),))
+    cols = ("id", "position", "question", "answer", "doc_ids", "context", "system", "group_id", "category", "source")
+    pairs = {r[0]: QAPair(question=r[2], answer=r[3], group=r[7], id=r[0], source=r[9])
+             for r in db.execute(f"SELECT {', '.join(cols)} FROM qa_pairs")}
+    for job_id, split_json in db.execute("SELECT id, split FROM jobs").fetchall():
+        split = rename(json.loads(split_json or "{}"))
+        seen_train = [pairs[i] for i in split.get("train", []) if i in pairs]
+        seen_dev = [pairs[i] for i in split.get("validation", split.get("dev", [])) if i in pairs]
+        record = TrainingRecord.of(seen_train, seen_dev, note="recorded from the job's split when the workspace was "
+                                                              "upgraded; its validation side counts as seen")
+        db.execute("UPDATE jobs SET split = ?, trained_on = ? WHERE id = ?",
+                   (json.dumps(split), json.dumps(record.to_dict()), job_id))
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus, _m003_jobs, _m004_evaluations,
+                                                           _m005_stable_ids_and_training_records]
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]] | None = None) -> list[str]:
