@@ -229,3 +229,167 @@ def test_unreadable_judge_verdicts_are_left_out(openai_server, openai_providers)
     evaluation.run(ws, run_id, ctx)
     report = evaluation.judge(ws, run_id, providers.get_chat_model())  # the test server does not answer in JSON
     assert report["rag"] == {"judged": 0, "correct_rate": None, "faithful_rate": None, "agreement_with_f1": None}
+
+
+# --- runs that resume as they started, and figures that mean what they say --------------------------
+
+def test_a_resumed_run_keeps_its_saved_settings(prepared):
+    ws, questions = prepared
+    run_id = evaluation.create_run(ws, questions[:6], evaluation.EvalSettings(arms=["router"], router_threshold=-1.0))
+    # Today's widgets say "everything to the fine-tuned arm"; the run was made with "everything to RAG".
+    ctx = evaluation.build_arms(ws, evaluation.EvalSettings(arms=["router"], router_threshold=1.0))
+    evaluation.run(ws, run_id, ctx)
+    assert {r.routed_to for r in evaluation.results(ws, run_id)["router"].values()} == {"rag"}
+    other = finetune.run_local(ws, Hyperparameters(epochs=2))
+    try:
+        with pytest.raises(WorkbenchError, match=f"made with the fine-tuned model .*; resuming it with '{other['id']}' "
+                                                 "is refused"):
+            evaluation.run(ws, run_id, evaluation.build_arms(ws, evaluation.EvalSettings(arms=["router"],
+                                                                                          ft_model=other["id"])))
+    finally:
+        with ws.db() as db:
+            db.execute("DELETE FROM jobs WHERE id = ?", (other["id"],))
+
+
+def test_router_errors_are_per_question_and_the_run_never_stays_running(prepared):
+    ws, questions = prepared
+    settings = evaluation.EvalSettings(arms=["router"])
+    ctx = evaluation.build_arms(ws, settings)
+    original = ctx.route
+
+    def flaky(p):
+        if p.id == questions[1].id:
+            raise WorkbenchError("the router's provider timed out")
+        return original(p)
+    ctx.route = flaky
+    run_id = evaluation.create_run(ws, questions[:4], settings)
+    evaluation.run(ws, run_id, ctx)
+    state = {r["id"]: r["state"] for r in evaluation.runs(ws)}[run_id]
+    saved = evaluation.results(ws, run_id)["router"]
+    assert state == "incomplete" and saved[questions[1].id].error == "the router's provider timed out"
+    assert evaluation.summarize(ws, run_id, ctx.embedder)["router"]["errors"] == 1
+    ctx.route = original
+    evaluation.run(ws, run_id, ctx)                                   # a resume retries the failed question
+    assert {r["id"]: r["state"] for r in evaluation.runs(ws)}[run_id] == "complete"
+
+    def broken(p):
+        raise RuntimeError("a bug")
+    ctx.route = broken
+    again = evaluation.create_run(ws, questions[:2], settings)
+    with pytest.raises(RuntimeError):
+        evaluation.run(ws, again, ctx)
+    assert {r["id"]: r["state"] for r in evaluation.runs(ws)}[again] == "failed"   # not left "running"
+
+
+class Embedder64:
+    """A deterministic 64-dimension embedder, unlike the local trainer's 384."""
+
+    name, label, offline, model_id, dimensions = "e64", "e64", True, "e64", 64
+
+    def embed(self, texts):
+        import numpy as np
+        out = np.zeros((len(texts), 64), dtype="float32")
+        for i, t in enumerate(texts):
+            out[i, hash(t) % 64] = 1.0
+        return out
+
+
+def test_the_local_trainer_reads_questions_through_its_own_embedder(prepared):
+    from workbench.providers.extractive import ExtractiveAnswerer
+
+    ws, questions = prepared
+    ctx = evaluation.Arms(ws, evaluation.EvalSettings(arms=["ft"]), ExtractiveAnswerer(), Embedder64(), None)
+    result = ctx.ft(questions[0])          # on the configured 64-dim embedder this was a 64-vs-384 matmul error
+    assert result.answer and result.error is None
+
+
+class ScriptedChat:
+    """A chat model that replies with a fixed text (a plugin-style test double, not a patch)."""
+
+    name, offline, model_id = "scripted", False, "scripted"
+
+    def __init__(self, reply):
+        self.reply, self.label = reply, f"scripted: {reply[:20]}"
+
+    def complete(self, messages, max_tokens=512):
+        from workbench.providers import ChatResult
+        return ChatResult(self.reply, 10, 5, "scripted")
+
+
+def test_abstention_is_the_arm_s_flag_not_a_phrase_match(prepared):
+    from workbench import rag
+
+    ws, questions = prepared
+    prompts = rag.load_prompts()
+    assert rag.is_refusal(prompts.refusal, prompts) and rag.is_refusal("", prompts)
+    correct = "The account does not contain any unpaid invoices."
+    assert not rag.is_refusal(correct, prompts)
+    refuses = evaluation.Arms(ws, evaluation.EvalSettings(arms=["base"]), ScriptedChat(prompts.refusal),
+                              Embedder64(), None)
+    answers = evaluation.Arms(ws, evaluation.EvalSettings(arms=["base"]), ScriptedChat(correct), Embedder64(), None)
+    assert refuses.base(questions[0]).abstained and not answers.base(questions[0]).abstained
+    assert "reply with exactly this sentence" in prompts.closed_book_system() and prompts.refusal in \
+        prompts.closed_book_system()
+
+
+def test_routing_accuracy_counts_only_questions_where_the_arms_disagree():
+    def r(arm, qid, answer, gold="30 days", routed=None):
+        res = evaluation.QuestionResult(arm, qid, "q", gold, "factual", answer, False)
+        res.routed_to = routed
+        return res
+    saved = {"rag": {"1": r("rag", "1", "30 days"), "2": r("rag", "2", "no"), "3": r("rag", "3", "no"),
+                     "4": r("rag", "4", "30 days")},
+             "ft": {"1": r("ft", "1", "no"), "2": r("ft", "2", "30 days"), "3": r("ft", "3", "no"),
+                    "4": r("ft", "4", "30 days")}}
+    routed = [{"question_id": "1", "routed_to": "rag"}, {"question_id": "2", "routed_to": "rag"},
+              {"question_id": "3", "routed_to": "ft"}, {"question_id": "4", "routed_to": "ft"}]
+    out = evaluation.routing_accuracy(routed, saved)
+    # Q1: only RAG right, routed to RAG (right pick). Q2: only FT right, routed to RAG (wrong pick).
+    # Q3 both wrong and Q4 both right say nothing about routing: 1 of 2, over 2 of 4 questions.
+    assert (out["routing_accuracy"], out["routing_accuracy_n"], out["arms_disagree_share"]) == (0.5, 2, 0.5)
+    assert out["routing_accuracy_ci_low"] is None        # two values: no interval
+
+
+def test_retrieval_ranks_ten_distinct_documents_and_the_tuned_defaults_are_named(prepared):
+    ws, questions = prepared
+    ctx = evaluation.build_arms(ws, evaluation.EvalSettings(arms=["rag"]))
+    found = ctx._search(questions[0])
+    assert len({h.doc_id for h in found.hits}) >= evaluation.RETRIEVAL_DEPTH
+    run_id = evaluation.create_run(ws, questions[:5], evaluation.EvalSettings(arms=["rag"]))
+    evaluation.run(ws, run_id, ctx)
+    notes = evaluation.summarize(ws, run_id, ctx.embedder)["run"]["notes"]
+    assert len(notes) == 1 and "chosen on the bundled sample's questions, and 100% of these" in notes[0]
+
+
+def test_a_fine_tuned_model_without_a_price_costs_unknown_not_zero(prepared):
+    from workbench.pricing import load_pricing
+
+    ws, _ = prepared
+    ctx = evaluation.Arms(ws, evaluation.EvalSettings(arms=["base"]), ScriptedChat("x"), Embedder64(), None)
+    ctx.ft_ref = finetune.TrainedModel("ft:gpt-4o-mini-2024-07-18:org:s:1", "openai", "ft", False)
+    assert ctx.ft_prices() == (0.30, 1.20)
+    ctx.book = load_pricing().with_custom({"models": [{"id": "my-model", "input": 0.15, "output": 0.6,
+                                                       "fine_tuning": {"training": 3.0}, "source": "s",
+                                                       "as_of": "2026-11-01"}]}, source="custom")
+    ctx.ft_ref = finetune.TrainedModel("ft:my-model:org:s:1", "openai", "ft", False)
+    assert ctx.ft_prices() is None                       # was (0.0, 0.0): free inference
+    rows = [evaluation.QuestionResult("ft", str(i), "q", "a", "factual", "a", False, cost_usd=None) for i in range(3)]
+    m = evaluation.arm_metrics(rows, {})
+    assert m["cost_per_query_usd"] is None and m["unpriced"] == 3
+
+
+def test_eval_cli_fails_clearly_when_every_call_fails(openai_server, openai_providers, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Invoices\n\nInvoices are due in 30 days.")
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "When are invoices due?", "answer": "in 30 days", "doc_ids": ["a.md"]}))
+    out = tmp_path / "results.json"
+    openai_server.inject({"status": 500}, times=100, path="/v1/chat")
+    result = CliRunner().invoke(main, ["eval", "--docs", str(docs), "--qa", str(qa), "--arms", "rag",
+                                       "--out", str(out)])
+    assert result.exit_code != 0 and not isinstance(result.exception, TypeError), result.output
+    assert "Error: every question failed for rag: the OpenAI-compatible server failed (500) while answering" \
+        in result.output
+    data = json.loads(out.read_text())
+    assert (data["rag"]["questions"], data["rag"]["errors"]) == (1, 1)

@@ -26,14 +26,29 @@ def test_full_offline_evaluation_of_the_sample(tmp_path):
     summary = evaluation.summarize(ws, run_id, ctx.embedder)
     t4 = time.perf_counter()
     print(f"\nset-up (ingest, index, split, local training: {job['events'][-1]['message']}): {t1 - t0:.1f} s")
-    print(f"evaluation of {len(questions)} held-out questions x {len(settings.arms)} arms: {t3 - t2:.1f} s wall, "
+    split = splits.saved_split(ws)
+    print(f"split: {len(split.train)} train, {len(split.dev)} dev (early stopping), {len(split.test)} test; "
+          f"overlap of the test side with the trained model: {summary['run']['overlap']}")
+    print(f"evaluation of {len(questions)} test questions x {len(settings.arms)} arms: {t3 - t2:.1f} s wall, "
           f"{(t3 - t2) / len(questions) * 1000:.0f} ms per question for all arms; summary {t4 - t3:.1f} s")
+
+    def ci(m, key, fmt=".3f"):
+        if m[key] is None:
+            return "n/a"
+        interval = f" [{m[key + '_ci_low']:{fmt}}, {m[key + '_ci_high']:{fmt}}]" if m[key + "_ci_low"] is not None else ""
+        return f"{m[key]:{fmt}}{interval} (n={m[key + '_n']})"
+
     for arm in settings.arms:
         m = summary[arm]["metrics"]
-        f1 = "n/a" if m["f1"] is None else f"{m['f1']:.3f} [{m['f1_ci_low']:.3f}, {m['f1_ci_high']:.3f}]"
-        abstain = "n/a" if m["abstention_rate"] is None else f"{m['abstention_rate']:.2f}"
-        print(f"  {arm:<7} latency p50 {m['latency_ms_p50']:.0f} ms, p95 {m['latency_ms_p95']:.0f} ms; F1 {f1}; "
-              f"abstains on unanswerable {abstain}")
+        print(f"  {arm:<7} latency p50 {m['latency_ms_p50']:.0f} ms, p95 {m['latency_ms_p95']:.0f} ms; F1 {ci(m, 'f1')}; "
+              f"abstains on unanswerable {ci(m, 'abstention_rate', '.2f')}")
+        if "ndcg_at_10" in m:
+            print(f"          documents: hit@5 {ci(m, 'hit_at_5')}, recall@5 {ci(m, 'recall_at_5')}, "
+                  f"MRR {ci(m, 'mrr')}, nDCG@10 {ci(m, 'ndcg_at_10')}")
     if "router" in summary:
-        print(f"  router: {summary['router']['routed_share_rag']:.0%} to RAG, routing accuracy "
-              f"{summary['router']['routing_accuracy']:.2f}")
+        r = summary["router"]
+        accuracy = "n/a" if r["routing_accuracy"] is None else f"{r['routing_accuracy']:.2f}"
+        print(f"  router: {r['routed_share_rag']:.0%} to RAG; arms disagree on {r['arms_disagree_share']:.0%} of "
+              f"questions; routing accuracy on those {accuracy} (n={r['routing_accuracy_n']})")
+    for note in summary["run"]["notes"]:
+        print(f"  note: {note}")
