@@ -160,9 +160,8 @@ if "router" in run_arms and summary["router"].get("routed_share_rag") is not Non
     r = summary["router"]
     accuracy = "no question where exactly one of RAG and the fine-tuned arm was right" \
         if r["routing_accuracy"] is None else (
-            f"on the {r['routing_accuracy_n']} questions where exactly one of them was right "
-            f"({r['arms_disagree_share']:.0%} of those both answered), it picked that one {r['routing_accuracy']:.0%} "
-            "of the time" + (f" (95% CI {r['routing_accuracy_ci_low']:.0%}–{r['routing_accuracy_ci_high']:.0%})"
+            f"on the {r['routing_accuracy_n']} questions ({r['arms_disagree_share']:.0%}) where exactly one of RAG and "
+            f"the fine-tuned arm was right, it picked that one {r['routing_accuracy']:.0%} of the time" + (f" (95% CI {r['routing_accuracy_ci_low']:.0%}–{r['routing_accuracy_ci_high']:.0%})"
                              if r["routing_accuracy_ci_low"] is not None else " (too few for an interval)"))
     st.caption(f"Router: {r['routed_share_rag']:.0%} of questions sent to RAG; {accuracy}.")
 
@@ -203,7 +202,7 @@ with st.expander("LLM judge (optional)"):
 tabs = st.tabs(["Metrics", "Latency", "Quality vs cost", "Paired differences", "Per question"])
 with tabs[0]:
     metric = st.selectbox("Metric", ["f1", "exact_match", "semantic_similarity", "abstention_rate", "fabrication_rate",
-                                     "recall_at_5", "mrr", "ndcg_at_10", "groundedness"], key="cmp_metric")
+                                     "hit_at_5", "recall_at_5", "mrr", "ndcg_at_10", "groundedness"], key="cmp_metric")
     st.plotly_chart(charts.metric_bars(summary, run_arms, metric), width="stretch")
     if summary.get("by_category"):
         st.dataframe(pd.DataFrame(summary["by_category"]).T.rename(index=evaluation.ARM_LABELS), width="stretch")

@@ -36,3 +36,23 @@ def test_compare_page_without_a_model_explains(app_test):
     assert any("No fine-tuned model yet" in w.value for w in at.warning)
     at.button(key="cmp_run").click().run()
     assert any("no fine-tuned model yet" in e.value for e in at.error)
+
+
+def test_compare_page_refuses_questions_the_model_trained_on_and_marks_allowed_runs(app_test):
+    ws = sample.open_sample()
+    splits.make_split(ws, seed=0)
+    finetune.run_local(ws, Hyperparameters(epochs=3))
+    splits.make_split(ws, seed=5)          # a new split: part of its test side was the model's training side
+    at = app_test().run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_arms").set_value(["rag", "ft"]).run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    refusal = next(e.value for e in at.error if "evaluation questions overlap what Local trainer" in e.value)
+    assert "Evaluate on questions it never saw" in refusal and not evaluation.runs(ws)
+    at.checkbox(key="cmp_allow_overlap").check().run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    run = evaluation.summarize(ws, evaluation.runs(ws)[0]["id"])["run"]
+    assert run["contaminated"] and run["overlap"] > 0
+    assert any(e.value.startswith(f"Contaminated run: {run['overlap']} of {run['questions']} questions") for e in at.error)

@@ -29,6 +29,12 @@ def test_checks_split_train_and_watch(app_test):
     assert len(jobs) == 1 and jobs[0]["state"] == "succeeded"
     board = next(d.value for d in at.dataframe if "job" in d.value.columns)
     assert board.iloc[0]["state"] == "succeeded" and "offline stand-in" in board.iloc[0]["provider"]
+    models = next(d.value for d in at.dataframe if "trained on" in d.value.columns)
+    assert models.iloc[0]["trained on"] == f"{len(split.train)} train + {len(split.dev)} dev"
+    at.number_input(key="ft_seed").set_value(4)
+    at.button(key="ft_split").click().run()             # re-splitting with a model trained
+    assert any("1 trained model(s) exist. Compare checks each of them against the new split" in w.value
+               for w in at.warning)
 
 
 def test_export_buttons_and_byo_form(app_test):

@@ -137,7 +137,8 @@ def test_walk_every_step(server, browser):
     # Compare: run every arm.
     page.get_by_role("link", name="Compare").click()
     page.get_by_role("button", name="Run comparison").click()
-    page.get_by_text("routing accuracy", exact=False).wait_for(timeout=300_000)
+    page.get_by_text("where exactly one of", exact=False).wait_for(timeout=300_000)
+    page.get_by_text("questions in this run", exact=False).wait_for()
     page.get_by_role("button", name="Send measured figures to Estimate").click()
     page.get_by_text("Sent measured latency").wait_for()
     _shot(page, "5-compare")
