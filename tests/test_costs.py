@@ -325,7 +325,7 @@ def test_scenario_validation_names_field_and_line(tmp_path):
     with pytest.raises(WorkbenchError) as err:
         scenario.load_scenario(path)
     msg = str(err.value)
-    assert "line 1 'queries_per_month'" in msg and "greater than or equal to 0" in msg
+    assert "line 1 'queries_per_month'" in msg and "greater than or equal to 1" in msg
     assert "chunk_overlap (100) must be smaller than chunk_tokens (100)" in msg
     path.write_text("queries_per_month: .nan\n")
     with pytest.raises(WorkbenchError, match="finite number"):
@@ -361,3 +361,16 @@ def test_named_scenarios_in_a_workspace():
     scenario.delete_scenario(ws, "Pilot")
     with pytest.raises(WorkbenchError, match="no saved scenario named 'Pilot'; saved: Scale"):
         scenario.get_saved_scenario(ws, "Pilot")
+
+
+@pytest.mark.parametrize("queries", ["1e-300", "0", "0.5"])
+def test_queries_per_month_is_at_least_one(tmp_path, queries):
+    # 1e-300 queries a month made a 300-digit cost per query; 0 made a $0.00 one.
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: tiny\nqueries_per_month: {queries}\n")
+    with pytest.raises(WorkbenchError) as err:
+        scenario.load_scenario(path)
+    assert str(err.value).startswith(f"{path}, line 2: field 'queries_per_month': input should be greater than or equal to 1 (got ")
+    path.write_text("queries_per_month: 1\n")
+    one = costs.estimate(scenario.load_scenario(path))
+    assert len(costs.format_usd(one.options["rag"].cost_per_query_usd)) < 20

@@ -23,10 +23,128 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Limits on what one YAML file may ask of the loader; the shipped configs use no aliases, nest 6 deep and
+# hold no integer over 7 digits, so these leave room for hand-written files and stop the known attacks.
+MAX_ALIASES = 100  # alias uses (*name) per file
+MAX_ALIAS_NODES = 10_000  # nodes the aliases add once expanded (billion laughs stays small in alias count)
+MAX_DEPTH = 64  # nested lists/mappings; the composer recurses, and ~400 levels is a RecursionError
+MAX_INT_DIGITS = 100  # far below int('...')'s 4,300-digit limit and float's ~308, so arithmetic stays sane
+
+_SCALAR_KINDS = {"int": "integer", "float": "number", "bool": "boolean (true or false)", "timestamp": "date"}
+
+
+class YamlRefused(yaml.YAMLError):
+    """A YAML document refused by the loader's limits or checks; read_yaml turns it into a WorkbenchError."""
+
+    def __init__(self, message: str, at: yaml.Node | yaml.Event, value: yaml.Node | None = None):
+        self.message = message
+        self.line = at.start_mark.line + 1
+        self.value = value
+        super().__init__(message)
+
+
 class YamlLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so answers like `no` and `yes` stay strings."""
+    """SafeLoader with YAML 1.2 booleans and limits, so a small hostile file fails fast with a line number.
+
+    The limits are checked while composing, before anything is expanded: alias uses and the nodes
+    they add, nesting depth, integer length; duplicate keys in one mapping are refused too.
+    """
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        self._alias_nodes = 0
+        self._open_anchors: set[str] = set()
+        self._sizes: dict[yaml.Node, int] = {}
+        self._keys_checked: set[yaml.Node] = set()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                self._count_alias(event, target)
+            return super().compose_node(parent, index)
+        collection = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if collection:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise YamlRefused(f"nested deeper than {MAX_DEPTH} levels; deeper nesting is refused", event)
+        if event.anchor is not None:
+            self._open_anchors.add(event.anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if collection:
+                self._depth -= 1
+            if event.anchor is not None:
+                self._open_anchors.discard(event.anchor)
+        if isinstance(node, yaml.SequenceNode):
+            self._sizes[node] = 1 + sum(self._sizes[child] for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            self._sizes[node] = 1 + sum(self._sizes[k] + self._sizes[v] for k, v in node.value)
+        else:
+            self._sizes[node] = 1
+        return node
+
+    def _count_alias(self, event: yaml.AliasEvent, target: yaml.Node) -> None:
+        if event.anchor in self._open_anchors:
+            raise YamlRefused(f"recursive YAML alias '*{event.anchor}' (it stands inside its own anchor)", event)
+        self._aliases += 1
+        if self._aliases > MAX_ALIASES:
+            raise YamlRefused(f"too many YAML aliases (over {MAX_ALIASES}); aliases are refused beyond that "
+                              f"to keep a small file from expanding without bound", event)
+        self._alias_nodes += self._sizes[target]
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise YamlRefused(f"YAML aliases expand to over {MAX_ALIAS_NODES:,} nodes; aliases are refused "
+                              f"beyond that to keep a small file from expanding without bound", event)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return super().construct_object(node, deep)
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, AttributeError, OverflowError):
+            kind = node.tag.rsplit(":", 1)[-1]
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            raise YamlRefused(f"'{shown}' is not a valid {_SCALAR_KINDS.get(kind, kind)}", node, node) from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        literal = node.value.replace("_", "").replace(":", "").lstrip("+-")
+        if literal[:2].lower() in ("0b", "0o", "0x"):
+            literal = literal[2:]
+        if len(literal) > MAX_INT_DIGITS:
+            raise YamlRefused(f"integer with {len(literal):,} digits is too long (over {MAX_INT_DIGITS} digits)",
+                              node, node)
+        return super().construct_yaml_int(node)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if node not in self._keys_checked:
+            self._keys_checked.add(node)
+            self._refuse_duplicate_keys(node)
+        super().flatten_mapping(node)
+
+    def _refuse_duplicate_keys(self, node: yaml.MappingNode) -> None:
+        """Keys written twice in one mapping are refused; keys brought in by a `<<` merge may be overridden.
+
+        Checked before the mapping's merges are flattened into it, so merged keys are not counted.
+        """
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue
+            if first is not key_node:
+                raise YamlRefused(f"duplicate key '{key_node.value}' (first on line {first.start_mark.line + 1})",
+                                  key_node)
 
 
+YamlLoader.add_constructor("tag:yaml.org,2002:int", YamlLoader.construct_yaml_int)
 YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -58,10 +176,15 @@ def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, yaml.Node
             raise WorkbenchError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                                  file=str(path)) from None
     loader = None
+    node = None
     try:
         loader = YamlLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except YamlRefused as exc:
+        path_to = _path_to(node, exc.value) if exc.value is not None else None
+        field = ".".join(str(p) for p in path_to) if path_to else None
+        raise WorkbenchError(exc.message, file=str(path), line=exc.line, field=field) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -74,6 +197,27 @@ def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, yaml.Node
         if loader is not None:
             loader.dispose()
     return data, node
+
+
+def _path_to(root: yaml.Node | None, target: yaml.Node) -> tuple[Any, ...] | None:
+    """The key path from root to target in a composed node tree, for naming the field of a bad value."""
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in reversed(node.value):
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                stack.append((value_node, path + (key,)))
+                stack.append((key_node, path + (key,)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, path + (i,)) for i, child in reversed(list(enumerate(node.value))))
+    return None
 
 
 def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

@@ -75,7 +75,8 @@ class LatencyOverrides(Strict):
 
 class Scenario(Strict):
     name: str = "scenario"
-    queries_per_month: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] = 100_000
+    # At least one query a month: per-query figures divide by it (1e-300 queries made 300-digit costs).
+    queries_per_month: Annotated[float, Field(ge=1, le=1e12, allow_inf_nan=False)] = 100_000
     prompt_tokens: Tokens = 200
     output_tokens: Tokens = 150
     cached_prompt_share: Share = 0
