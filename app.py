@@ -11,6 +11,7 @@ import streamlit as st
 
 from workbench import providers, sample, workspace
 from workbench.errors import WorkbenchError
+from workbench.safe_text import escape_markdown
 
 st.set_page_config(page_title="Workbench: fine-tune, RAG or hybrid", page_icon="🧭", layout="wide")
 
@@ -54,7 +55,7 @@ with st.sidebar:
     try:
         ws = workspace.open_workspace(st.session_state.workspace_select, create=True)
     except WorkbenchError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))  # the message quotes the name asked for
         ws = workspace.open_workspace(workspace.DEFAULT_WORKSPACE, create=True)
         st.session_state.workspace_select = ws.name
     if ws.name == workspace.DEFAULT_WORKSPACE:
@@ -64,22 +65,22 @@ with st.sidebar:
     with st.expander("Manage workspaces"):
         st.text_input("New workspace name", placeholder="my-project", key="new_workspace_name")
         st.button("Create workspace", on_click=_create_workspace)
-        st.checkbox(f"Yes, delete '{ws.name}' and everything in it", key="confirm_delete")
+        st.checkbox(f"Yes, delete '{escape_markdown(ws.name)}' and everything in it", key="confirm_delete")
         st.button("Delete this workspace", on_click=_delete_workspace,
                   disabled=not st.session_state.get("confirm_delete"))
         if "workspace_error" in st.session_state:
-            st.error(st.session_state.pop("workspace_error"))
-    st.caption(f"Stored in `{ws.path}`")
+            st.error(escape_markdown(st.session_state.pop("workspace_error")))  # quotes the name typed
+    st.caption(f"Stored in {escape_markdown(ws.path)}")
 
     st.markdown("### Providers")
     try:
         active = providers.active_providers(providers.load_providers_config())
     except WorkbenchError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         active = []
     for p in active:
         badge = "offline" if p.offline else "remote"
-        st.caption(f"**{p.role.replace('_', '-')}**: {p.label} · _{badge}_")
+        st.caption(f"**{p.role.replace('_', '-')}**: {escape_markdown(p.label)} · _{badge}_")
 
 st.session_state.ws = ws
 pages = [

@@ -9,6 +9,8 @@ import streamlit as st
 from pageshell import current_workspace
 from workbench import charts, corpus, evaluation, finetune, parsing
 from workbench.errors import WorkbenchError
+from workbench.exports import dataframe_csv
+from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/compare.py")
 
@@ -54,7 +56,7 @@ def _questions():
         return evaluation.default_questions(ws)
     parsed = parsing.parse_qa_file(upload.name, upload.getvalue())
     for p in parsed.problems:
-        st.warning(str(p))
+        st.warning(escape_markdown(str(p)))
     for p in parsed.pairs:
         p.id = p.id or corpus.pair_id(upload.name, p.question)
     if not parsed.pairs:
@@ -96,7 +98,7 @@ if start:
         st.session_state.cmp_run_id = run_id
         _run(run_id)
     except WorkbenchError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
 
 all_runs = evaluation.runs(ws)
 if not all_runs:
@@ -115,26 +117,28 @@ if info["state"] != "complete":
             _run(chosen)
             st.rerun()
         except WorkbenchError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
 
 summary = evaluation.summarize(ws, chosen)
 run_arms = [a for a in summary["run"]["arms"] if a in summary]
 st.caption(f"{summary['run']['questions']} questions in this run; every figure says how many it rests on (n).")
 if summary["run"]["contaminated"]:
     st.error(f"Contaminated run: {summary['run']['overlap_detail']['count']} of {summary['run']['questions']} "
-             f"questions overlap what {summary['run']['overlap_detail']['model']} was trained or tuned on. Its "
+             f"questions overlap what {escape_markdown(summary['run']['overlap_detail']['model'])} was trained or "
+             "tuned on. Its "
              "fine-tuned figures are not evidence of how it does on new questions.")
 for note in summary["run"]["notes"]:
-    st.warning(note)
+    st.warning(escape_markdown(note))
 for a in run_arms:
     if summary[a].get("cost_note"):
-        st.warning(f"{summary[a]['label']}: {summary[a]['cost_note']}")
+        st.warning(f"{summary[a]['label']}: {escape_markdown(summary[a]['cost_note'])}")
     if summary[a]["errors"]:
-        st.warning(f"{summary[a]['label']}: {summary[a]['errors']} question(s) failed ({summary[a]['first_error']}); "
+        st.warning(f"{summary[a]['label']}: {summary[a]['errors']} question(s) failed "
+                   f"({escape_markdown(summary[a]['first_error'])}); "
                    "Resume tries them again.")
 offline = [summary[a]["provider"] for a in run_arms if "stand-in" in summary[a]["provider"]]
 if offline:
-    st.caption("Offline stand-ins in this run: " + "; ".join(sorted(set(offline)))
+    st.caption("Offline stand-ins in this run: " + "; ".join(escape_markdown(o) for o in sorted(set(offline)))
                + ". Their figures show the workflow, not what a hosted LLM would score.")
 
 rows = []
@@ -166,7 +170,7 @@ if "router" in run_arms and summary["router"].get("routed_share_rag") is not Non
     st.caption(f"Router: {r['routed_share_rag']:.0%} of questions sent to RAG; {accuracy}.")
 
 d1, d2, d3 = st.columns(3)
-d1.download_button("Summary (CSV)", table.to_csv(index=False), "compare_summary.csv", "text/csv", width="stretch")
+d1.download_button("Summary (CSV)", dataframe_csv(table), "compare_summary.csv", "text/csv", width="stretch")
 d2.download_button("Results (JSON)", json.dumps(summary, indent=1, default=str), "results.json", "application/json",
                    width="stretch")
 if d3.button("Send measured figures to Estimate", width="stretch", key="cmp_to_estimate"):
@@ -181,18 +185,18 @@ with st.expander("LLM judge (optional)"):
         judge_model = _providers.get_chat_model()
     except WorkbenchError as exc:
         judge_model = None
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
     if judge_model is None or not hasattr(judge_model, "complete"):
         st.caption("Needs a chat model: switch `chat` to an OpenAI-compatible provider in configs/providers.yaml. "
                    "The offline extractive answerer cannot grade.")
     else:
-        st.caption(f"{judge_model.label} grades each answered question for correctness (against the gold answer) "
-                   "and faithfulness (against the retrieved context); verdicts are saved with the run.")
+        st.caption(f"{escape_markdown(judge_model.label)} grades each answered question for correctness (against "
+                   "the gold answer) and faithfulness (against the retrieved context); verdicts are saved with the run.")
         if st.button("Run the judge", key="cmp_judge"):
             try:
                 st.session_state.cmp_judge_report = evaluation.judge(ws, chosen, judge_model)
             except WorkbenchError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(str(exc)))
         report = st.session_state.get("cmp_judge_report")
         if report:
             st.dataframe(pd.DataFrame([{"arm": evaluation.ARM_LABELS[a], **v} for a, v in report.items()]),
@@ -247,4 +251,4 @@ with tabs[4]:
         rows.append(row)
     st.caption(f"{len(rows)} question(s)")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.download_button("Per question (CSV)", pd.DataFrame(rows).to_csv(index=False), "per_question.csv", "text/csv")
+    st.download_button("Per question (CSV)", dataframe_csv(pd.DataFrame(rows)), "per_question.csv", "text/csv")

@@ -8,6 +8,8 @@ import streamlit as st
 from pageshell import current_workspace
 from workbench import charts, corpus, parsing
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings, chunk_document, size_stats
+from workbench.exports import dataframe_csv
+from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/data.py")
 
@@ -23,9 +25,9 @@ def _show_report(report: corpus.IngestReport) -> None:
         st.success(f"Added {len(report.added)} and updated {len(report.updated)} documents"
                    + (f", {report.pairs_added} question/answer pairs" if report.pairs_added else "") + ".")
     if report.duplicates:
-        st.info("Already uploaded, nothing to do: " + ", ".join(report.duplicates))
+        st.info("Already uploaded, nothing to do: " + ", ".join(escape_markdown(n) for n in report.duplicates))
     for p in report.problems:
-        (st.error if p.level == "error" else st.info)(str(p))
+        (st.error if p.level == "error" else st.info)(escape_markdown(p))  # names the file, may quote it
 
 
 up_docs, up_qa = st.columns(2, gap="large")
@@ -69,13 +71,13 @@ tab_docs, tab_qa, tab_problems, tab_chunks = st.tabs(["Documents", "Question/ans
 with tab_docs:
     if not docs:
         st.info("No documents yet. Upload some above, or use `workbench ingest PATH --workspace "
-                f"{ws.name}`.")
+                f"{ws.name}`.")  # in a code span as it is: a workspace name has no backtick
     else:
         table = pd.DataFrame([{"document": d["doc_id"], "title": d["title"], "format": d["fmt"],
                                "characters": d["chars"], "tokens": d["tokens"], "language": d["lang"],
                                "chunks": d["chunks"], "source": d["source"]} for d in docs])
         st.dataframe(table, hide_index=True, width="stretch")
-        st.download_button("Documents (CSV)", table.to_csv(index=False), "documents.csv", "text/csv")
+        st.download_button("Documents (CSV)", dataframe_csv(table), "documents.csv", "text/csv")
         with st.expander("Remove documents"):
             doomed = st.multiselect("Documents to remove (their chunks go too; the uploaded files are kept)",
                                     [d["doc_id"] for d in docs], key="data_remove")
@@ -92,9 +94,9 @@ with tab_qa:
                                   "documents": ", ".join(p.doc_ids), "category": p.category, "group": p.group}
                                  for p in pairs])
         by_category = qa_table["category"].replace("", "(none)").value_counts()
-        st.caption(" · ".join(f"{k}: {v}" for k, v in by_category.items()))
+        st.caption(" · ".join(f"{escape_markdown(k)}: {v}" for k, v in by_category.items()))
         st.dataframe(qa_table, hide_index=True, width="stretch")
-        st.download_button("Question/answer pairs (CSV)", qa_table.to_csv(index=False), "qa_pairs.csv", "text/csv")
+        st.download_button("Question/answer pairs (CSV)", dataframe_csv(qa_table), "qa_pairs.csv", "text/csv")
 with tab_problems:
     if not problems:
         st.success("No problems found in the uploads.")
@@ -102,7 +104,7 @@ with tab_problems:
         ptable = pd.DataFrame(problems)
         st.dataframe(ptable, hide_index=True, width="stretch")
         p1, p2 = st.columns(2)
-        p1.download_button("Problems (CSV)", ptable.to_csv(index=False), "problems.csv", "text/csv")
+        p1.download_button("Problems (CSV)", dataframe_csv(ptable), "problems.csv", "text/csv")
         if p2.button("Clear the list", key="data_clear_problems"):
             corpus.clear_problems(ws)
             st.rerun()
@@ -133,6 +135,6 @@ with tab_chunks:
                             width="stretch")
             for c in chunks:
                 with st.container(border=True):
-                    heading = f" · {c.heading_path}" if c.heading_path else ""
+                    heading = f" · {escape_markdown(c.heading_path)}" if c.heading_path else ""
                     st.caption(f"Chunk {c.position + 1}{heading} · {c.tokens} tokens · characters {c.start}-{c.end}")
                     st.text(c.text)

@@ -10,6 +10,7 @@ from pageshell import current_workspace
 from workbench import charts, decision
 from workbench.config import read_yaml
 from workbench.errors import WorkbenchError
+from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/decide.py")
 cfg = decision.load_decision_config()
@@ -56,9 +57,9 @@ with st.container(border=True):
             data, _ = read_yaml(upload.name, text=text)
             loaded = decision.check_answers(cfg, data or {}, source=upload.name)
         except UnicodeDecodeError:
-            c3.error(f"{upload.name}: not UTF-8 text")
+            c3.error(f"{escape_markdown(upload.name)}: not UTF-8 text")
         except WorkbenchError as exc:
-            c3.error(str(exc))
+            c3.error(escape_markdown(exc))  # names the file, may quote its content
         else:
             st.session_state.decide_upload_done = upload.file_id
             _set_answers(loaded)

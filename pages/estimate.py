@@ -11,6 +11,8 @@ import streamlit as st
 from pageshell import current_workspace
 from workbench import charts, corpus, costs, decision, evaluation, pricing, scenario, sensitivity
 from workbench.errors import WorkbenchError
+from workbench.exports import dataframe_csv
+from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/estimate.py")
 WORKING_KEY = "estimate_working"
@@ -32,7 +34,7 @@ custom = pricing.saved_custom_prices(ws)
 try:
     book = shipped_book.with_custom(custom, source="custom prices")
 except WorkbenchError as exc:
-    st.error(f"Saved custom prices are invalid and were ignored: {exc}")
+    st.error(f"Saved custom prices are invalid and were ignored: {escape_markdown(exc)}")
     book = shipped_book
 
 
@@ -85,7 +87,7 @@ def _apply_prefill() -> None:
 
 def _load_saved(name: str) -> None:
     _load_into_widgets(scenario.get_saved_scenario(ws, name))
-    st.session_state.est_prefill_notes = [f"Loaded saved scenario '{name}'."]
+    st.session_state.est_prefill_notes = [f"Loaded saved scenario '{escape_markdown(name)}'."]
 
 
 st.title("Estimate: cost and latency")
@@ -206,7 +208,7 @@ with results:
         current = _scenario_from_widgets()
         est = costs.estimate(current, book, est_cfg)
     except WorkbenchError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))  # may quote a typed model id or scenario value
         st.info("Fix the input above, or add the missing price under **Custom prices** below.")
         est = None
     if est is not None:
@@ -215,7 +217,7 @@ with results:
         show = {"error": st.error, "warning": st.warning, "info": st.info}
         for w in est.warnings:
             arm = f"**{costs.OPTION_LABELS[w.option]}**: " if w.option else ""
-            show[w.level](arm + w.message)
+            show[w.level](arm + escape_markdown(w.message))  # names models, custom ones too
 
         summary = pd.DataFrame([{
             "option": o.label, "setup": o.setup_cost_usd, "monthly": o.monthly_cost_usd,
@@ -246,7 +248,7 @@ with results:
             st.caption("Measured on the workspace's held-out questions with the providers configured then; offline "
                        "stand-ins answer locally for free, so their cost is not what a hosted model would charge.")
         d1, d2 = st.columns(2)
-        d1.download_button("Summary (CSV)", summary.to_csv(index=False), "estimate_summary.csv", "text/csv",
+        d1.download_button("Summary (CSV)", dataframe_csv(summary), "estimate_summary.csv", "text/csv",
                            width="stretch")
         d2.download_button("Full estimate (JSON)", json.dumps(est.to_dict(), indent=2), "estimate.json",
                            "application/json", width="stretch")
@@ -257,7 +259,8 @@ with results:
             st.plotly_chart(charts.monthly_by_component(est), width="stretch")
             comp = pd.DataFrame({o.label: o.monthly_by_component for o in est.options.values()}).fillna(0).T
             st.dataframe(comp, width="stretch")
-            st.download_button("Monthly cost by component (CSV)", comp.to_csv(), "monthly_by_component.csv", "text/csv")
+            st.download_button("Monthly cost by component (CSV)", dataframe_csv(comp, index=True),
+                               "monthly_by_component.csv", "text/csv")
         with tabs[1]:
             st.plotly_chart(charts.cumulative_cost(est), width="stretch")
             be = pd.DataFrame([{
@@ -272,15 +275,17 @@ with results:
                        "queries at which the totals over the horizon are equal.")
             cum = pd.DataFrame({o.label: o.cumulative_usd for o in est.options.values()})
             cum.index.name = "month"
-            st.download_button("Break-even (CSV)", be.to_csv(index=False), "break_even.csv", "text/csv")
-            st.download_button("Cumulative cost by month (CSV)", cum.to_csv(), "cumulative_cost.csv", "text/csv")
+            st.download_button("Break-even (CSV)", dataframe_csv(be), "break_even.csv", "text/csv")
+            st.download_button("Cumulative cost by month (CSV)", dataframe_csv(cum, index=True), "cumulative_cost.csv",
+                               "text/csv")
         with tabs[2]:
             st.plotly_chart(charts.cost_per_query(est), width="stretch")
         with tabs[3]:
             st.plotly_chart(charts.latency_by_stage(est), width="stretch")
             lat = pd.DataFrame({o.label: o.latency_ms for o in est.options.values()}).T
             st.dataframe(lat.style.format("{:,.0f}"), width="stretch")
-            st.download_button("Latency by stage (CSV)", lat.to_csv(), "latency_by_stage.csv", "text/csv")
+            st.download_button("Latency by stage (CSV)", dataframe_csv(lat, index=True), "latency_by_stage.csv",
+                               "text/csv")
             st.caption(f"Latency figures: {est.latency_source}.")
         with tabs[4]:
             labels = {o: costs.OPTION_LABELS[o] for o in costs.OPTIONS}
@@ -293,7 +298,7 @@ with results:
             st.plotly_chart(charts.tornado_chart(tor), width="stretch")
             tor_df = pd.DataFrame([{"input": x.label, "value": x.base_value, "at -50 %": x.low_result,
                                     "at +50 %": x.high_result, "swing": x.swing} for x in tor.bars])
-            st.download_button("Tornado (CSV)", tor_df.to_csv(index=False), "tornado.csv", "text/csv")
+            st.download_button("Tornado (CSV)", dataframe_csv(tor_df), "tornado.csv", "text/csv")
         with tabs[5]:
             names = list(sensitivity.INPUTS)
             s1, s2 = st.columns(2)
@@ -323,14 +328,14 @@ with results:
                                 width="stretch")
                 grid = pd.DataFrame(sw.values, index=pd.Index(sw.y_values, name=y_in),
                                     columns=pd.Index(sw.x_values, name=x_in))
-                st.download_button("Sweep (CSV)", grid.to_csv(), "sweep.csv", "text/csv")
+                st.download_button("Sweep (CSV)", dataframe_csv(grid, index=True), "sweep.csv", "text/csv")
         with tabs[6]:
             with st.form("save_scenario", clear_on_submit=False):
-                st.caption(f"Save the inputs on the left as **{current.name}** (a saved scenario of the same "
-                           "name is replaced).")
+                st.caption(f"Save the inputs on the left as **{escape_markdown(current.name)}** (a saved scenario "
+                           "of the same name is replaced).")
                 if st.form_submit_button("Save scenario"):
                     scenario.save_scenario(ws, current)
-                    st.success(f"Saved '{current.name}'.")
+                    st.success(f"Saved '{escape_markdown(current.name)}'.")
             saved = scenario.saved_scenarios(ws)
             choices = ["(current inputs)", *saved]
             k1, k2 = st.columns(2)
@@ -344,7 +349,7 @@ with results:
             try:
                 pair = [(left_name, _est(left_name)), (right_name, _est(right_name))]
             except WorkbenchError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
                 pair = []
             if pair:
                 rows = []
@@ -358,20 +363,20 @@ with results:
                     rows.append(row)
                 side = pd.DataFrame(rows)
                 st.dataframe(side, hide_index=True, width="stretch")
-                st.download_button("Side by side (CSV)", side.to_csv(index=False), "scenarios_side_by_side.csv",
+                st.download_button("Side by side (CSV)", dataframe_csv(side), "scenarios_side_by_side.csv",
                                    "text/csv")
                 cols = st.columns(2)
                 for i, (col, (name, e)) in enumerate(zip(cols, pair)):
-                    col.markdown(f"**{name}**")
+                    col.markdown(f"**{escape_markdown(name)}**")
                     col.plotly_chart(charts.monthly_by_component(e), width="stretch", key=f"est_cmp_chart_{i}")
             for name in saved:
-                if st.button(f"Delete saved scenario '{name}'", key=f"est_del_{name}"):
+                if st.button(f"Delete saved scenario '{escape_markdown(name)}'", key=f"est_del_{name}"):
                     scenario.delete_scenario(ws, name)
                     st.rerun()
         with tabs[7]:
             src = pd.DataFrame(book.sources())
             st.dataframe(src, hide_index=True, width="stretch")
-            st.download_button("Price sources (CSV)", src.to_csv(index=False), "price_sources.csv", "text/csv")
+            st.download_button("Price sources (CSV)", dataframe_csv(src), "price_sources.csv", "text/csv")
 
 with st.expander("Custom prices (saved in this workspace)"):
     st.caption("Add a model that is not in the price list, or override a listed one (same id). "
@@ -399,14 +404,15 @@ with st.expander("Custom prices (saved in this workspace)"):
                 try:
                     pricing.save_custom_price(ws, "models", entry)
                 except WorkbenchError as exc:
-                    st.error(str(exc))
+                    st.error(escape_markdown(exc))  # quotes what was typed
                 else:
-                    st.success(f"Saved a price for '{entry['id']}'.")
+                    st.success(f"Saved a price for '{escape_markdown(entry['id'])}'.")
                     st.rerun()
     for entry in custom.get("models", []):
         e1, e2 = st.columns([4, 1])
-        e1.write(f"`{entry['id']}`: input {entry.get('input', 0)}, output {entry.get('output', 0)} "
-                 f"({entry.get('source', '')})")
+        # Id and source are typed in, so no code span around the id: a backtick in it would close one.
+        e1.write(f"**{escape_markdown(entry['id'])}**: input {entry.get('input', 0)}, "
+                 f"output {entry.get('output', 0)} ({escape_markdown(entry.get('source', ''))})")
         if e2.button("Remove", key=f"est_rm_price_{entry['id']}"):
             pricing.delete_custom_price(ws, "models", entry["id"])
             st.rerun()

@@ -11,6 +11,7 @@ from workbench import charts, corpus, finetune, pricing, providers, splits, trai
 from workbench.errors import WorkbenchError
 from workbench.exports import FORMATS, export
 from workbench.providers.local_trainer import Hyperparameters
+from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/finetune.py")
 
@@ -78,7 +79,7 @@ if s4.button("Make split" if not split else "Re-split", width="stretch", key="ft
     split = splits.make_split(ws, share, int(seed), dev_share)
     st.rerun()
 if st.session_state.get("ft_resplit_note"):
-    st.warning(st.session_state.ft_resplit_note)
+    st.warning(escape_markdown(st.session_state.ft_resplit_note))  # names the trained models
 if split:
     side = splits.sides(ws, split)
     st.caption(f"{len(side.train)} pairs to train on, {len(side.dev)} dev (early stopping), {len(side.test)} test "
@@ -107,9 +108,9 @@ with p2:
     k1.metric("Epochs", cost.epochs, help=cost.epochs_rule)
     k2.metric("Billed training tokens", f"{cost.billed_tokens:,}")
     k3.metric("Training cost", "unknown" if cost.training_cost_usd is None else f"${cost.training_cost_usd:,.2f}")
-    st.caption(cost.price_note)
+    st.caption(escape_markdown(cost.price_note))  # names the model (a custom price's id is typed in)
     for c in cost.cautions:
-        {"error": st.error, "warning": st.warning, "info": st.info}[c.level](c.message)
+        {"error": st.error, "warning": st.warning, "info": st.info}[c.level](escape_markdown(c.message))
 
 # --- 5. train --------------------------------------------------------------------------------------
 st.subheader("4 · Train")
@@ -138,15 +139,15 @@ if provider == "local":
         try:
             job = finetune.run_local(ws, hp, on_epoch=on_epoch)
         except WorkbenchError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
         else:
             bar.empty()
-            st.success(f"Trained {job['id']}: {job['events'][-1]['message']}")
+            st.success(escape_markdown(f"Trained {job['id']}: {job['events'][-1]['message']}"))
 else:
     pcfg = providers.load_providers_config()
     where = pcfg.openai.base_url or "api.openai.com"
-    st.caption(f"Uploads the split's training file and its dev side (as the validation file) to {where} and creates "
-               "a job; the test side is never uploaded. The job id "
+    st.caption("Uploads the split's training file and its dev side (as the validation file) to "
+               f"{escape_markdown(where)} and creates a job; the test side is never uploaded. The job id "
                "is saved at once: close the app and come back, and the job is picked up again.")
     o1, o2, o3, o4, o5 = st.columns(5)
     hyper = {"n_epochs": "auto" if auto else int(n_epochs),
@@ -163,9 +164,9 @@ else:
         except ValueError:
             st.error("Batch size must be a whole number and the learning-rate multiplier a number, or 'auto'.")
         except WorkbenchError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(exc))  # may quote the provider's answer
         else:
-            st.success(f"Job {job['id']} created ({job['state']}).")
+            st.success(escape_markdown(f"Job {job['id']} created ({job['state']})."))
 
 # --- 6. jobs and models ----------------------------------------------------------------------------
 st.subheader("5 · Jobs and trained models")
@@ -181,7 +182,8 @@ def job_board() -> None:
             for j in finetune.open_jobs(ws):
                 finetune.refresh(ws, j["id"], tuner)
         except WorkbenchError as exc:
-            st.warning(f"Could not refresh running jobs: {exc} (the jobs are saved; they are read again later)")
+            st.warning(f"Could not refresh running jobs: {escape_markdown(exc)} (the jobs are saved; they are read "
+                       "again later)")
         current = finetune.jobs(ws)
     if not current:
         st.caption("No jobs yet.")
@@ -204,7 +206,7 @@ def job_board() -> None:
             try:
                 finetune.cancel(ws, job["id"], providers.get_fine_tuner())
             except WorkbenchError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
             st.rerun()
 
 
@@ -227,7 +229,7 @@ with st.expander("Bring your own fine-tuned model (any OpenAI-compatible chat en
             try:
                 finetune.register_model(ws, name, base_url, model_name, key_env)
             except WorkbenchError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))  # quotes what was typed
             else:
-                st.success(f"Registered {name}.")
+                st.success(f"Registered {escape_markdown(name)}.")
                 st.rerun()

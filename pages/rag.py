@@ -11,6 +11,7 @@ from pageshell import current_workspace
 from workbench import charts, corpus, index, providers, rag
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings
 from workbench.errors import WorkbenchError
+from workbench.exports import dataframe_csv
 from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/rag.py")
@@ -27,7 +28,7 @@ try:
     embedder = providers.get_embedder(pcfg)
     chat = providers.get_chat_model(pcfg)
 except WorkbenchError as exc:
-    st.error(f"Provider configuration: {exc}")
+    st.error(f"Provider configuration: {escape_markdown(exc)}")
     st.stop()
 
 settings = index.load_settings(ws)
@@ -45,12 +46,13 @@ with st.container(border=True):
                                      key="rag_max_tokens")
         overlap = c3.number_input("Overlap", 0, 4096, settings.index.chunking.overlap_tokens, step=10,
                                   key="rag_overlap")
-        st.caption(f"Embedder: **{embedder.label}**" + (" · runs offline" if embedder.offline else ""))
+        st.caption(f"Embedder: **{escape_markdown(embedder.label)}**"
+                   + (" · runs offline" if embedder.offline else ""))
     with right:
         if meta:
             stale = index.index_is_stale(ws)
-            st.caption(f"Built with {meta['embedder_label']}: {meta['chunks']} chunks from {meta['documents']} "
-                       f"documents, {'approximate HNSW' if meta['approximate'] else 'exact'} search"
+            st.caption(f"Built with {escape_markdown(meta['embedder_label'])}: {meta['chunks']} chunks from "
+                       f"{meta['documents']} documents, {'approximate HNSW' if meta['approximate'] else 'exact'} search"
                        + (" · **documents changed since; rebuild**" if stale else ""))
         else:
             st.caption("No index yet.")
@@ -78,7 +80,7 @@ with st.container(border=True):
         except ValidationError as exc:
             st.error(exc.errors()[0]["msg"].removeprefix("Value error, "))
         except WorkbenchError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
 
 if not meta:
     st.stop()
@@ -113,7 +115,7 @@ if asked:
         with st.spinner("Retrieving and answering..."):
             answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat.context_window)
     except WorkbenchError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
     else:
         st.session_state.setdefault("rag_history", []).insert(0, answer.to_dict())
 
@@ -121,29 +123,29 @@ history = st.session_state.get("rag_history", [])
 if history:
     a = history[0]
     with st.container(border=True):
-        st.caption(f"Question: {a['question']}")
+        st.caption(f"Question: {escape_markdown(a['question'])}")
         if a["abstained"]:
-            st.warning(a["text"])
+            st.warning(escape_markdown(a["text"]))
         else:
             st.markdown(f"#### {escape_markdown(a['text'])}")  # document text, shown as text
         if a["offline"]:
-            st.caption(f"Answered by the **{a['provider']}**. It quotes the best matching sentence; "
+            st.caption(f"Answered by the **{escape_markdown(a['provider'])}**. It quotes the best matching sentence; "
                        "a real chat model is switched on in configs/providers.yaml.")
         else:
-            st.caption(f"Answered by {a['provider']}.")
+            st.caption(f"Answered by {escape_markdown(a['provider'])}.")
         cost = f"${a['cost_usd']:.6f}" if a["cost_usd"] is not None else "unknown"
         k1, k2, k3, k4 = st.columns(4)
         k1.metric("Latency", f"{a['latency_ms']['total']:,.0f} ms")
         k2.metric("Tokens in / out", f"{a['prompt_tokens']:,} / {a['output_tokens']:,}")
         k3.metric("Cost", cost)
         k4.metric("Best relevance", f"{a['best_relevance']:.2f}")
-        st.caption(a["cost_note"])
+        st.caption(escape_markdown(a["cost_note"]))  # names the model, and $ would start LaTeX
         st.plotly_chart(charts.answer_latency(a["latency_ms"]), width="stretch", key="rag_latency_chart")
         st.markdown("**Citations**")
         for c in a["citations"]:
             mark = "✅ " if c["used"] else ""
-            where = f" › {c['heading_path']}" if c["heading_path"] else ""
-            with st.expander(f"{mark}[{c['n']}] {c['doc_id']}{where} · score {c['score']:.3f} · "
+            where = f" › {escape_markdown(c['heading_path'])}" if c["heading_path"] else ""
+            with st.expander(f"{mark}[{c['n']}] {escape_markdown(c['doc_id'])}{where} · score {c['score']:.3f} · "
                              f"relevance {c['relevance']:.2f}"):
                 st.text(c["text"])
     rows = [{"question": h["question"], "answer": h["text"], "abstained": h["abstained"],
@@ -152,6 +154,6 @@ if history:
     with st.expander(f"This session's questions ({len(rows)})"):
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         d1, d2 = st.columns(2)
-        d1.download_button("Answers (CSV)", pd.DataFrame(rows).to_csv(index=False), "answers.csv", "text/csv")
+        d1.download_button("Answers (CSV)", dataframe_csv(pd.DataFrame(rows)), "answers.csv", "text/csv")
         d2.download_button("Answers with citations (JSON)", json.dumps(history, indent=2), "answers.json",
                            "application/json")

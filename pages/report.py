@@ -5,6 +5,7 @@ import streamlit as st
 
 from pageshell import current_workspace
 from workbench import notebook, report
+from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/report.py")
 
@@ -32,7 +33,7 @@ if data.risks:
     with st.container(border=True):
         st.markdown("**Risks**")
         for r in data.risks:
-            st.warning(r)
+            st.warning(escape_markdown(r))  # may name models, documents, the team's answers
 
 st.divider()
 st.markdown(markdown)  # user text is shown as text: Streamlit does not render raw HTML in Markdown

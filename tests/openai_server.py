@@ -31,6 +31,22 @@ Faults: ``server.inject(fault, times=1, path=None)`` queues a fault for the next
 - ``"malformed"``: 200, content-type application/json, a body that is not valid JSON.
 - ``"drop"``: close the connection without sending any response.
 - ``"wrong_shape"``: 200 with valid JSON that lacks the fields the endpoint should return.
+- ``"trickle"`` / ``{"type": "trickle", "interval": 0.1, "chunk": 1, "pad": 0, "headers": False}``: the
+  normal answer, but its body goes out ``chunk`` bytes every ``interval`` seconds (after ``pad`` bytes of
+  trailing JSON whitespace are added), so every read gets a byte in time yet the answer takes minutes;
+  ``"headers": True`` trickles the status line and headers too. ``stop()`` cuts it short.
+- ``{"type": "embedding_dimensions", "dimensions": 7, "index": 0}``: the vector for input ``index`` has
+  ``dimensions`` values instead of the requested number (the others are normal).
+- ``"ragged_embeddings"``: every odd-numbered vector loses its last value (ask for two or more inputs).
+- ``{"type": "nonfinite_embedding", "value": "nan", "index": 0, "position": 0}``: one value of one
+  vector is NaN (``"inf"``, ``"-inf"`` or any number, e.g. 1e39 which overflows float32, also work);
+  sent as the JSON literals NaN / Infinity that Python's and the SDK's parsers accept.
+- ``{"type": "usage", "prompt_tokens": 1e30, "completion_tokens": -5}``: the answer with these usage
+  figures (any keys given replace the computed ones; ``None`` sends null).
+- ``"null_content"``: a chat completion whose message content is null; ``"no_choices"``: one with an
+  empty ``choices`` list.
+- ``{"type": "echo_auth", "status": 400}``: an error whose message echoes the request's Authorization
+  header (as some proxies and self-hosted servers do), e.g. "... got 'Bearer sk-...'".
 
 ``server.requests`` records every request received (faulted and unauthorised ones included) as
 ``{"method", "path", "query", "headers" (lower-cased names), "json"}``; ``json`` is None for bodies
@@ -213,6 +229,56 @@ def _not_found(kind: str, ident: str, param: str = "id") -> _APIError:
     return _APIError(404, f"No such {kind}: {ident}", param=param)
 
 
+# ------------------------------------------------------------------------------- answer transforms
+
+
+def _bad_dimensions(payload: dict, fault: dict) -> dict:
+    for item in payload.get("data") or []:
+        if item.get("index") == fault["index"] and isinstance(item.get("embedding"), list):
+            size = fault["dimensions"]
+            vector = item["embedding"]
+            item["embedding"] = (vector + [0.01] * size)[:size]
+    return payload
+
+
+def _ragged(payload: dict, fault: dict) -> dict:
+    for item in payload.get("data") or []:
+        if item.get("index", 0) % 2 == 1 and isinstance(item.get("embedding"), list):
+            item["embedding"] = item["embedding"][:-1]
+    return payload
+
+
+def _nonfinite(payload: dict, fault: dict) -> dict:
+    for item in payload.get("data") or []:
+        if item.get("index") == fault["index"] and isinstance(item.get("embedding"), list):
+            item["embedding"][fault["position"]] = fault["value"]
+    return payload
+
+
+def _usage(payload: dict, fault: dict) -> dict:
+    if isinstance(payload.get("usage"), dict):
+        payload["usage"].update(fault["usage"])
+    return payload
+
+
+def _null_content(payload: dict, fault: dict) -> dict:
+    for choice in payload.get("choices") or []:
+        choice["message"]["content"] = None
+    return payload
+
+
+def _no_choices(payload: dict, fault: dict) -> dict:
+    if "choices" in payload:
+        payload["choices"] = []
+    return payload
+
+
+# Faults that let the endpoint answer, then spoil its answer (the embedding ones need encoding_format "float").
+_TRANSFORMS = {"embedding_dimensions": _bad_dimensions, "ragged_embeddings": _ragged,
+               "nonfinite_embedding": _nonfinite, "usage": _usage, "null_content": _null_content,
+               "no_choices": _no_choices}
+
+
 # --------------------------------------------------------------------------------------- request log
 
 
@@ -299,6 +365,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, payload: Any = None, *, raw: bytes | None = None,
               content_type: str = "application/json", headers: dict | None = None) -> None:
         body = raw if raw is not None else json.dumps(payload).encode("utf-8")
+        trickle = getattr(self, "_trickle", None)
+        if trickle is not None:
+            return self._send_trickle(status, body + b" " * trickle["pad"], content_type, headers or {}, trickle)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -311,6 +380,25 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
             self.wfile.flush()
         except OSError:  # the client went away (e.g. it timed out): nothing to tell it
+            self.close_connection = True
+
+    def _send_trickle(self, status: int, body: bytes, content_type: str, headers: dict, trickle: dict) -> None:
+        """Send the answer ``chunk`` bytes every ``interval`` seconds (the head at once unless "headers")."""
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        lines = [f"HTTP/1.1 {status} {phrase}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
+                 "x-request-id: req_" + uuid.uuid4().hex] + [f"{k}: {v}" for k, v in headers.items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        pieces = [] if trickle["headers"] else [head]
+        data = head + body if trickle["headers"] else body
+        pieces += [data[i:i + trickle["chunk"]] for i in range(0, len(data), trickle["chunk"])]
+        stopping = self.server.owner._stopping
+        try:
+            for n, piece in enumerate(pieces):
+                if n and stopping.wait(trickle["interval"]):
+                    return self._drop()
+                self.wfile.write(piece)
+                self.wfile.flush()
+        except OSError:  # the client gave up and closed the connection, as it should
             self.close_connection = True
 
     def _drop(self) -> None:
@@ -341,8 +429,18 @@ class _Handler(BaseHTTPRequestHandler):
         })
 
         fault = owner._take_fault(path)
+        self._trickle: dict | None = None
+        transform: dict | None = None
         if fault is not None:
             kind = fault["type"]
+            if kind == "echo_auth":
+                return self._send(fault["status"], {"error": {
+                    "message": f"Invalid request: the header Authorization was {headers.get('authorization')!r}",
+                    "type": "invalid_request_error", "param": None, "code": None}})
+            if kind == "trickle":
+                self._trickle = fault
+            if kind in _TRANSFORMS:
+                transform = fault
             if kind == "drop":
                 return self._drop()
             if kind == "malformed":
@@ -375,6 +473,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, _APIError(500, f"test server error: {exc!r}", type_="server_error").body)
         if isinstance(payload, (bytes, bytearray)):
             return self._send(status, raw=bytes(payload), content_type=extra or "application/octet-stream")
+        if transform is not None and isinstance(payload, dict):
+            payload = _TRANSFORMS[transform["type"]](payload, transform)
         return self._send(status, payload)
 
 
@@ -467,6 +567,12 @@ class OpenAIServer:
             self.files.clear()
             self.jobs.clear()
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections the server still holds open (a client that abandons a request must close its own)."""
+        with self._lock:
+            return len(self._connections)
+
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
             (self._connections.add if add else self._connections.discard)(conn)
@@ -520,8 +626,23 @@ class OpenAIServer:
         kind = str(fault.get("type", "")).lower().replace("-", "_")
         if kind == "timeout":
             return {"type": "timeout", "delay": float(fault.get("delay", DEFAULT_TIMEOUT_DELAY))}
-        if kind in ("malformed", "drop", "wrong_shape"):
+        if kind in ("malformed", "drop", "wrong_shape", "ragged_embeddings", "null_content", "no_choices"):
             return {"type": kind}
+        if kind == "trickle":
+            return {"type": kind, "interval": float(fault.get("interval", 0.1)),
+                    "chunk": max(1, int(fault.get("chunk", 1))), "pad": max(0, int(fault.get("pad", 0))),
+                    "headers": bool(fault.get("headers", False))}
+        if kind == "embedding_dimensions":
+            return {"type": kind, "dimensions": int(fault.get("dimensions", 7)), "index": int(fault.get("index", 0))}
+        if kind == "nonfinite_embedding":
+            value = fault.get("value", "nan")
+            return {"type": kind, "value": float(value), "index": int(fault.get("index", 0)),
+                    "position": int(fault.get("position", 0))}
+        if kind == "usage":
+            return {"type": kind, "usage": {k: fault[k] for k in ("prompt_tokens", "completion_tokens",
+                                                                  "total_tokens") if k in fault}}
+        if kind == "echo_auth":
+            return {"type": kind, "status": int(fault.get("status", 400))}
         raise ValueError(f"unknown fault {fault!r}")
 
     def _take_fault(self, path: str) -> dict | None:

@@ -375,3 +375,74 @@ def test_stop_is_prompt_while_a_timeout_fault_sleeps():
     assert time.monotonic() - started < 2
     assert not caller.is_alive()
     assert isinstance(outcome.get("error"), openai.APIConnectionError)
+
+
+# ------------------------------------------------------------------------------ hostile answers
+
+
+@pytest.mark.timeout(30)
+def test_trickle_sends_a_complete_answer_slowly_so_per_read_timeouts_never_fire(server):
+    # Each gap (0.05 s) is under the SDK's per-read timeout (0.3 s), so the SDK waits for the whole answer.
+    server.inject({"type": "trickle", "interval": 0.05, "chunk": 40, "pad": 200})
+    with make_client(server, timeout=0.3) as c:
+        result = c.embeddings.create(model="m", input="hello", encoding_format="float")
+    assert result.data[0].embedding == embed_text("hello")
+    server.inject({"type": "trickle", "interval": 0.05, "chunk": 60, "headers": True})
+    with make_client(server, timeout=0.3) as c:
+        assert [m.id for m in c.models.list()][:2] == ["gpt-4o-mini", "gpt-4o"]
+
+
+@pytest.mark.timeout(30)
+def test_trickle_stops_when_the_client_hangs_up(server):
+    server.inject({"type": "trickle", "interval": 0.05, "pad": 100_000})
+    with make_client(server, timeout=0.3, max_retries=0) as c, c.with_streaming_response.models.list() as resp:
+        assert resp.status_code == 200
+        next(resp.iter_bytes())
+    while server.open_connections:  # the handler notices the closed socket at its next write
+        time.sleep(0.02)
+
+
+def test_wrong_dimension_for_one_input(server, client):
+    server.inject({"type": "embedding_dimensions", "dimensions": 7, "index": 1})
+    result = client.embeddings.create(model="m", input=["a", "b", "c"], encoding_format="float")
+    assert [len(d.embedding) for d in result.data] == [64, 7, 64]
+    assert result.data[1].embedding == embed_text("b")[:7]
+
+
+def test_ragged_vectors(server, client):
+    server.inject("ragged_embeddings")
+    result = client.embeddings.create(model="m", input=["a", "b", "c", "d"], encoding_format="float")
+    assert [len(d.embedding) for d in result.data] == [64, 63, 64, 63]
+
+
+@pytest.mark.parametrize("value, check", [("nan", math.isnan), ("inf", lambda v: v == math.inf),
+                                          ("-inf", lambda v: v == -math.inf), (1e39, lambda v: v == 1e39)])
+def test_non_finite_vector_values(server, client, value, check):
+    server.inject({"type": "nonfinite_embedding", "value": value, "index": 0, "position": 3})
+    result = client.embeddings.create(model="m", input=["a", "b"], encoding_format="float")
+    assert check(result.data[0].embedding[3])
+    assert result.data[1].embedding == embed_text("b")
+
+
+def test_absurd_usage(server, client):
+    server.inject({"type": "usage", "prompt_tokens": 1e30, "completion_tokens": -5})
+    completion = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert completion.usage.prompt_tokens == 1e30 and completion.usage.completion_tokens == -5
+    assert completion.choices[0].message.content == "Echo: hi"
+    server.inject({"type": "usage", "prompt_tokens": None}, path="/embeddings")
+    assert client.embeddings.create(model="m", input="a b", encoding_format="float").usage.prompt_tokens is None
+
+
+def test_null_content_and_no_choices(server, client):
+    server.inject("null_content")
+    completion = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert completion.choices[0].message.content is None and completion.choices[0].finish_reason == "stop"
+    server.inject("no_choices")
+    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices == []
+
+
+def test_echo_auth_puts_the_authorization_header_in_a_400(server, client):
+    server.inject({"type": "echo_auth", "status": 400})
+    with pytest.raises(openai.BadRequestError) as info:
+        client.models.list()
+    assert "Bearer test-key" in info.value.message

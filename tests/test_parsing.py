@@ -1,6 +1,7 @@
 """Every accepted format, and broken files: each problem names the file and the line, the rest is kept."""
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -74,6 +75,59 @@ def test_docx_with_headings():
     doc = parse_document_file("billing.docx", buf.getvalue()).documents[0]
     assert doc.title == "Billing"
     assert doc.text == "# Billing\n\nInvoices are due in 30 days.\n\n## Refunds\n\nRefunds take 5 business days."
+
+
+def _python_docx_markdown(data):
+    """What parsing gave for a .docx when it read it through python-docx (too slow for long documents)."""
+    import docx
+
+    lines = []
+    for para in docx.Document(io.BytesIO(data)).paragraphs:
+        style = (para.style.name or "").lower() if para.style is not None else ""
+        text = para.text.strip()
+        level = re.match(r"heading (\d)", style)
+        if text:
+            title = "# " + text if style == "title" else text
+            lines.append("#" * int(level.group(1)) + " " + text if level else title)
+    return "\n\n".join(lines)
+
+
+def test_docx_reads_as_python_docx_did():
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.enum.text import WD_BREAK
+    from docx.oxml import OxmlElement, parse_xml
+    from docx.oxml.ns import nsdecls
+
+    document = docx.Document()
+    document.add_heading("Handbook", level=0)
+    document.add_heading("Billing", level=1)
+    para = document.add_paragraph("Tab\there, ")
+    para.add_run("bold").bold = True
+    run = para.add_run(" line")
+    run.add_break()
+    run.add_text("two")
+    run.add_break(WD_BREAK.PAGE)
+    run.add_text("page")
+    run._r.append(OxmlElement("w:noBreakHyphen"))
+    document.add_paragraph("   ")
+    document.add_paragraph("A quote", style="Quote")
+    document.add_heading("Deep", level=3)
+    document.add_paragraph("An item", style="List Bullet")
+    document.add_table(rows=1, cols=2).cell(0, 0).text = "in a table"
+    link = document.add_paragraph("See ")
+    link._p.append(parse_xml(f'<w:hyperlink {nsdecls("w", "r")} r:id="rId99"><w:r><w:t>the docs</w:t></w:r>'
+                             "</w:hyperlink>"))
+    link.add_run(" now.")
+    document.add_paragraph("Unknown style")._p.style = "NoSuchStyle"
+    document.styles.add_style("Heading Custom", WD_STYLE_TYPE.PARAGRAPH)
+    document.add_paragraph("Custom", style="Heading Custom")
+    buf = io.BytesIO()
+    document.save(buf)
+    text = parse_document_file("handbook.docx", buf.getvalue()).documents[0].text
+    assert text == _python_docx_markdown(buf.getvalue())
+    assert text == ("# Handbook\n\n# Billing\n\nTab\there, bold line\ntwopage-\n\nA quote\n\n### Deep\n\nAn item\n\n"
+                    "See the docs now.\n\nUnknown style\n\nCustom")
 
 
 def test_csv_documents_keep_good_rows_and_name_the_bad_ones():

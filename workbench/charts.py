@@ -228,8 +228,9 @@ def quality_vs_cost(summary: dict, arms: list[str]) -> go.Figure:
         fig.add_scatter(x=[m["cost_per_query_usd"] or 0.0], y=[m["f1"]], mode="markers+text", name=summary[a]["label"],
                         text=[summary[a]["label"]], textposition="top center",
                         marker=dict(size=14, color=ARM_COLOURS.get(a, "#999")),
-                        error_y=dict(type="data", symmetric=False, array=[m["f1_ci_high"] - m["f1"]],
-                                     arrayminus=[m["f1"] - m["f1_ci_low"]]),
+                        error_y=dict(type="data", symmetric=False,   # no interval below metrics.MIN_N questions
+                                     array=[0 if m["f1_ci_high"] is None else m["f1_ci_high"] - m["f1"]],
+                                     arrayminus=[0 if m["f1_ci_low"] is None else m["f1"] - m["f1_ci_low"]]),
                         hovertemplate="%{text}<br>$%{x:.6f} per query<br>F1 %{y:.3f}<extra></extra>")
     return _layout(fig, xaxis_title="measured cost per query (USD)", yaxis_title="F1 (95% CI)", height=380,
                    showlegend=False)

@@ -15,7 +15,7 @@ from .errors import WorkbenchError
 
 
 class _Group(click.Group):
-    """Shows WorkbenchError as a one-line message and exit code 2 rather than a traceback."""
+    """Shows WorkbenchError as a one-line message and exit code 1 rather than a traceback."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -137,6 +137,14 @@ def _workspace_option(f):
                         help="Workspace to use (created if missing).")(f)
 
 
+def _read(path: Path | str) -> bytes:
+    """A file given on the command line, its size checked before it is read (the upload limit applies)."""
+    data = corpus.load_corpus_path(Path(path))[0][1]
+    if isinstance(data, corpus.Unread):
+        raise WorkbenchError(data.problem.message, file=str(path))
+    return data
+
+
 def _open(ws_name: str) -> workspace.Workspace:
     if ws_name == workspace.DEFAULT_WORKSPACE:
         from .sample import open_sample
@@ -197,8 +205,9 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
     ws = _open(ws_name)
     cfg = providers.load_providers_config()
     embedder = providers.get_embedder(cfg)
-    if index.index_meta(ws) is None:
-        click.echo("no index yet; building it first", err=True)
+    if index.index_meta(ws) is None or index.index_is_stale(ws):
+        click.echo("no index yet; building it first" if index.index_meta(ws) is None
+                   else "the index is out of date with the documents; rebuilding it first", err=True)
         index.build_index(ws, embedder)
     settings = index.load_settings(ws).retrieval
     changes = {k: v for k, v in {"top_k": top_k, "mode": mode, "min_relevance": min_relevance,
@@ -241,7 +250,7 @@ def finetune_check(ws_name: str, model: str | None, file_: str | None, as_json: 
     if file_:
         from .training_data import check, read_jsonl
 
-        examples, parse_findings = read_jsonl(Path(file_).read_bytes())
+        examples, parse_findings = read_jsonl(_read(file_))
         report = check(examples, model, parse_findings=parse_findings)
     else:
         report = finetune.check_workspace(ws, model)
@@ -312,7 +321,7 @@ def finetune_register(name: str, ws_name: str, base_url: str, model_name: str, a
     ws = _open(ws_name)
     pairs = None
     if trained_on is not None:
-        parsed = parse_qa_file(trained_on.name, trained_on.read_bytes())
+        parsed = parse_qa_file(trained_on.name, _read(trained_on))
         for p in parsed.problems:
             click.echo(f"{p.level}: {p}", err=True)
         pairs = parsed.pairs
@@ -423,8 +432,7 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
     if train_path and train_path.name == qa_path.name:
         raise WorkbenchError("--train and --qa need different file names (pairs are kept per file name)")
     docs = corpus.load_corpus_path(docs_path)
-    inputs = docs + [(qa_path.name, qa_path.read_bytes())] + ([(train_path.name, train_path.read_bytes())]
-                                                              if train_path else [])
+    inputs = docs + corpus.load_corpus_path(qa_path) + (corpus.load_corpus_path(train_path) if train_path else [])
     digest = hashlib.sha256()
     for name, data in inputs:
         digest.update(name.encode() + data)
@@ -550,15 +558,14 @@ def tokens_cmd(files: tuple[str, ...], text: str | None, model: str, chat: bool)
     for name in files:
         if chat:
             n = 0
-            for line in jsonl.parse(Path(name).read_text(encoding="utf-8")):
+            for line in jsonl.parse(_read(name).decode("utf-8", errors="replace")):
                 try:
                     n += tokens.count_messages(line.value["messages"], model)
                 except (KeyError, TypeError, AttributeError):
                     raise WorkbenchError(line.error or "expected a JSON object with a 'messages' list", file=name,
                                          line=line.number) from None
         else:
-            with open(name, encoding="utf-8", errors="replace") as fh:
-                n = tokens.count(fh.read(), model)
+            n = tokens.count(_read(name).decode("utf-8", errors="replace"), model)
         total += n
         click.echo(f"{n:>12,}  {name}")
     if len(files) > 1:

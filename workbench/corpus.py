@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from . import tokens
-from .parsing import Document, Limits, Problem, QAPair, parse_document_file, parse_qa_file
+from .parsing import Document, Limits, Problem, QAPair, parse_document_file, parse_qa_file, too_large
 from .scenario import DataStats
 from .training_data import normalized
 from .workspace import Workspace
@@ -61,6 +61,19 @@ class IngestReport:
         return out
 
 
+class Unread(bytes):
+    """A file that was not read (too large, or unreadable): no content, and the problem that says why.
+
+    A bytes object, so that callers which hash or join the contents of what they pass on still work."""
+
+    problem: Problem
+
+    def __new__(cls, problem: Problem) -> Unread:
+        unread = super().__new__(cls)
+        unread.problem = problem
+        return unread
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[:80] or "upload"
 
@@ -71,30 +84,49 @@ def ingest(ws: Workspace, files: Iterable[tuple[str, bytes]], kind: Kind = "docu
     report = IngestReport()
     for name, data in files:
         report.files.append(name)
-        digest = sha256(data)
-        with ws.db() as db:  # one connection and one transaction per file
-            seen = db.execute("SELECT name FROM uploads WHERE sha256 = ? AND kind = ?", (digest, kind)).fetchone()
-            if seen:
-                report.duplicates.append(name)
-                continue
-            parsed = parse_qa_file(name, data, limits) if kind == "qa" else \
-                parse_document_file(name, data, limits, text_column)
-            report.problems += parsed.problems
-            if parsed.documents or parsed.pairs:
-                stored = f"uploads/{digest[:16]}-{_safe_name(name)}"
-                ws.write_file(stored, data)
-                db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
-                           (digest, kind, name, len(data), stored, time.time()))
-                if kind == "qa":
-                    stored_pairs, id_problems = _store_pairs(db, name, parsed.pairs)
-                    report.pairs_added += stored_pairs
-                    report.problems += id_problems
-                    parsed.problems += id_problems
-                else:
-                    for doc in parsed.documents:
-                        (report.updated if _store_document(db, doc, digest) else report.added).append(doc.doc_id)
-            _record_problems(db, name, parsed.problems)
+        refused = data.problem if isinstance(data, Unread) else too_large(name, len(data), limits)
+        if refused:  # before hashing or decoding: a file over the limit is never read
+            report.problems.append(refused)
+            with ws.db() as db:
+                _record_problems(db, name, [refused])
+            continue
+        _ingest_file(ws, name, data, kind, text_column, limits, report)
     return report
+
+
+def _ingest_file(ws: Workspace, name: str, data: bytes, kind: Kind, text_column: str | None, limits: Limits,
+                 report: IngestReport) -> None:
+    """Ingest one file in one transaction; the same content stored meanwhile by another session is a duplicate."""
+    digest = sha256(data)
+    with ws.db() as db:
+        seen = db.execute("SELECT name FROM uploads WHERE sha256 = ? AND kind = ?", (digest, kind)).fetchone()
+        if seen:
+            report.duplicates.append(name)
+            return
+        parsed = parse_qa_file(name, data, limits) if kind == "qa" else \
+            parse_document_file(name, data, limits, text_column)
+        rows = [_document_row(doc, digest) for doc in parsed.documents]  # measured before the write lock is taken
+        stored = f"uploads/{digest[:16]}-{_safe_name(name)}"
+        if (parsed.documents or parsed.pairs) and not _claim_upload(db, digest, kind, name, len(data), stored):
+            report.duplicates.append(name)  # another session stored the same content since the check above
+            return
+        report.problems += parsed.problems
+        if parsed.documents or parsed.pairs:
+            ws.write_file(stored, data)
+        if kind == "qa" and parsed.pairs:
+            stored_pairs, id_problems = _store_pairs(db, name, parsed.pairs)
+            report.pairs_added += stored_pairs
+            report.problems += id_problems
+            parsed.problems += id_problems
+        for doc, row in zip(parsed.documents, rows):
+            (report.updated if _store_document(db, row) else report.added).append(doc.doc_id)
+        _record_problems(db, name, parsed.problems)
+
+
+def _claim_upload(db: sqlite3.Connection, digest: str, kind: Kind, name: str, size: int, stored: str) -> bool:
+    """Record an upload; False if the same content is already recorded (the write lock makes this the arbiter)."""
+    return db.execute("INSERT OR IGNORE INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
+                      (digest, kind, name, size, stored, time.time())).rowcount == 1
 
 
 def _record_problems(db: sqlite3.Connection, upload: str, problems: list[Problem]) -> None:
@@ -102,14 +134,18 @@ def _record_problems(db: sqlite3.Connection, upload: str, problems: list[Problem
                    [(upload, p.file, p.line, p.level, p.message, time.time()) for p in problems])
 
 
-def _store_document(db: sqlite3.Connection, doc: Document, upload_sha: str) -> bool:
-    """Insert or replace a document; returns True if it replaced one (its chunks go with it)."""
-    existed = db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone() is not None
+def _document_row(doc: Document, upload_sha: str) -> tuple[Any, ...]:
+    """A document as a row of the documents table, with its token count and language."""
+    return (doc.doc_id, doc.source, upload_sha, doc.fmt, doc.title, doc.text, sha256(doc.text), len(doc.text),
+            tokens.count(doc.text), detect_language(doc.text), time.time())
+
+
+def _store_document(db: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
+    """Insert or replace a document row; returns True if it replaced one (its chunks go with it)."""
+    existed = db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (row[0],)).fetchone() is not None
     if existed:
-        db.execute("DELETE FROM documents WHERE doc_id = ?", (doc.doc_id,))
-    db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               (doc.doc_id, doc.source, upload_sha, doc.fmt, doc.title, doc.text, sha256(doc.text), len(doc.text),
-                tokens.count(doc.text), detect_language(doc.text), time.time()))
+        db.execute("DELETE FROM documents WHERE doc_id = ?", (row[0],))
+    db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     return existed
 
 
@@ -218,12 +254,29 @@ def data_stats(ws: Workspace, system_prompt: str = "") -> DataStats | None:
     )
 
 
-def load_corpus_path(path: Path) -> list[tuple[str, bytes]]:
-    """Files to ingest from a path: a file, or every supported file below a folder."""
+def load_corpus_path(path: Path, limits: Limits = Limits()) -> list[tuple[str, bytes]]:
+    """Files to ingest from a path: a file, or every supported file below a folder; a file over the size
+    limit is not read (it comes back as an Unread, which `ingest` reports)."""
     from .parsing import DOC_FORMATS
 
     if path.is_dir():
-        return [(str(p.relative_to(path)), p.read_bytes()) for p in sorted(path.rglob("*"))
+        return [(str(p.relative_to(path)), _read_upload(p, str(p.relative_to(path)), limits))
+                for p in sorted(path.rglob("*"))
                 if p.is_file() and p.suffix.lower() in DOC_FORMATS and not p.name.startswith(".")]
-    return [(path.name, path.read_bytes())]
+    return [(path.name, _read_upload(path, path.name, limits))]
 
+
+def _read_upload(path: Path, name: str, limits: Limits) -> bytes:
+    """A file's bytes, its size checked before reading; an Unread when it is too large or cannot be read."""
+    try:
+        size = path.stat().st_size
+        if oversize := too_large(name, size, limits):
+            return Unread(oversize)
+        with path.open("rb") as fh:
+            data = fh.read(size + 1)
+            if len(data) > size:  # growing, or not a regular file (st_size 0): read on, up to just over the limit
+                data += fh.read(limits.max_file_bytes + 1 - len(data))
+    except OSError as exc:
+        return Unread(Problem(name, f"could not be read ({exc.strerror or type(exc).__name__})"))
+    oversize = too_large(name, len(data), limits)
+    return Unread(oversize) if oversize else data

@@ -103,9 +103,43 @@ def chunk_workspace(ws: Workspace, settings: ChunkSettings) -> list[Chunk]:
     return chunks
 
 
+def check_vectors(embedder: Any, vectors: Any, count: int, dims: int | None, what: str = "embedding") -> np.ndarray:
+    """An embedder's answer as a float32 matrix of `count` rows of `dims` finite values, or an error naming it.
+
+    Any embedder's output is checked here before it is stored or searched: a vector of another length
+    would crash FAISS, ragged rows would crash numpy, and NaN would be stored and ranked as if it meant something.
+    """
+    label = getattr(embedder, "label", type(embedder).__name__)
+    try:
+        with np.errstate(over="ignore"):
+            matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise WorkbenchError(f"{label} returned vectors of different lengths, or values that are not numbers, "
+                             f"while {what}") from None
+    if matrix.ndim != 2 or matrix.shape[0] != count:
+        raise WorkbenchError(f"{label} returned an array of shape {matrix.shape} for {count} texts while {what}")
+    if dims is not None and matrix.shape[1] != dims:
+        raise WorkbenchError(f"{label} returned a vector of {matrix.shape[1]} dimensions where the index has {dims}")
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if bad.size:
+        raise WorkbenchError(f"{label} returned a vector with NaN or infinite values (text {bad[0] + 1} of {count}) "
+                             f"while {what}")
+    return matrix
+
+
+def chunks_fingerprint(content_hashes: list[str]) -> str:
+    """One hash over the ordered chunk content hashes: ties the FAISS file and meta.json to the chunk table."""
+    return corpus.sha256("\n".join(content_hashes))
+
+
 def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = None,
                 progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
-    """Chunk every document, embed what is not cached yet, and write the FAISS index."""
+    """Chunk every document, embed what is not cached yet, and write the FAISS index.
+
+    Every batch of vectors is checked (shape, finite values) before it is cached, so a bad answer stores
+    nothing. meta.json records a fingerprint of the chunks the vectors belong to; a crash between writing
+    the chunk table and the index leaves them disagreeing, which `index_is_stale` and `Retriever` detect.
+    """
     settings = settings or load_settings(ws).index
     started = time.perf_counter()
     chunks = chunk_workspace(ws, settings.chunking)
@@ -117,6 +151,10 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
     with ws.db() as db:
         cached = {row["content_sha256"]: row["vector"] for row in db.execute(
             "SELECT content_sha256, vector FROM embeddings WHERE model_id = ?", (key,))}
+    # vectors cached before they were checked may be NaN: embed those again
+    cached = {h: v for h, v in cached.items() if np.isfinite(np.frombuffer(v, dtype=np.float32)).all()}
+    reused = next((cached[h] for h in hashes if h in cached), None)
+    dims = len(reused) // 4 if reused is not None else None   # new vectors must match those reused from the cache
     missing = sorted({h for h in hashes if h not in cached})
     by_hash = dict(zip(hashes, texts))
     batch = 64
@@ -125,14 +163,17 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
         part = missing[start:start + batch]
         if progress:
             progress(start, len(missing), f"embedding chunks {start + 1}-{start + len(part)} of {len(missing)}")
-        vectors = np.asarray(embedder.embed([by_hash[h] for h in part]), dtype=np.float32)
+        vectors = check_vectors(embedder, embedder.embed([by_hash[h] for h in part]), len(part), dims,
+                                "embedding the documents")
+        dims = vectors.shape[1]
         with ws.db() as db:  # saved per batch, so an interrupted run keeps what it embedded
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
                            [(key, h, vectors.shape[1], v.tobytes()) for h, v in zip(part, vectors)])
         cached.update({h: v.tobytes() for h, v in zip(part, vectors)})
     if progress:
         progress(len(missing), len(missing), "writing the index")
-    matrix = np.stack([np.frombuffer(cached[h], dtype=np.float32) for h in hashes])
+    matrix = check_vectors(embedder, [np.frombuffer(cached[h], dtype=np.float32) for h in hashes], len(hashes), dims,
+                           "reading cached embeddings")
     approximate = len(chunks) > settings.approximate_above
     faiss = _faiss()
     dims = matrix.shape[1]
@@ -147,7 +188,8 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
                         for i, (c, h) in enumerate(zip(chunks, hashes))])
     ws.write_file(f"{INDEX_DIR}/vectors.faiss", faiss.serialize_index(index).tobytes())
     meta = {"embedder": key, "embedder_label": embedder.label, "offline": embedder.offline, "dims": dims,
-            "chunks": len(chunks), "approximate": approximate, "settings": settings.model_dump(mode="json"),
+            "chunks": len(chunks), "chunks_sha256": chunks_fingerprint(hashes), "approximate": approximate,
+            "settings": settings.model_dump(mode="json"),
             "built_at": time.time(), "documents": len({c.doc_id for c in chunks})}
     atomic_write_text(ws.file(f"{INDEX_DIR}/meta.json"), json.dumps(meta, indent=2))
     current = load_settings(ws)
@@ -175,17 +217,26 @@ def index_meta(ws: Workspace) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+STALE_MESSAGE = "the index is out of date with the documents; rebuild it on the RAG page or with `workbench index`"
+
+
 def index_is_stale(ws: Workspace) -> bool:
-    """True when documents changed since the index was built."""
+    """True when the index does not match the documents and the chunk table: the one check to call before use.
+
+    Stale when a document was added, changed or removed since the build, or when the chunk table is not
+    the one the vectors were built from (a build interrupted between writing the two, or an index from a
+    version that recorded no fingerprint), even if the number of chunks is the same.
+    """
     meta = index_meta(ws)
     if meta is None:
         return True
     with ws.db() as db:
         latest = db.execute("SELECT MAX(added_at) FROM documents").fetchone()[0] or 0
-        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        hashes = [r[0] for r in db.execute("SELECT content_sha256 FROM chunks ORDER BY id")]
         indexed = {r[0] for r in db.execute("SELECT DISTINCT doc_id FROM chunks")}
         present = {r[0] for r in db.execute("SELECT doc_id FROM documents")}
-    return latest > meta["built_at"] or chunks != meta["chunks"] or indexed != present
+    return (latest > meta["built_at"] or len(hashes) != meta["chunks"] or indexed != present
+            or meta.get("chunks_sha256") != chunks_fingerprint(hashes))
 
 
 @dataclass
@@ -222,14 +273,17 @@ class Retriever:
         if meta["embedder"] != _model_key(embedder):
             raise WorkbenchError(f"the index was built with {meta['embedder_label']}, but the configured embedder "
                                  f"is {embedder.label}; rebuild the index")
+        if index_is_stale(ws):
+            raise WorkbenchError(STALE_MESSAGE)
         faiss = _faiss()
         raw = ws.file(f"{INDEX_DIR}/vectors.faiss").read_bytes()
         self.index = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
         with ws.db() as db:
             self.rows = [dict(r) for r in db.execute(
-                "SELECT id, doc_id, title, heading_path, text, tokens FROM chunks ORDER BY id")]
-        if len(self.rows) != self.index.ntotal:
-            raise WorkbenchError("the index and the chunk table disagree; rebuild the index")
+                "SELECT id, doc_id, title, heading_path, text, tokens, content_sha256 FROM chunks ORDER BY id")]
+        if (len(self.rows) != self.index.ntotal or self.index.d != meta["dims"]
+                or chunks_fingerprint([r["content_sha256"] for r in self.rows]) != meta.get("chunks_sha256")):
+            raise WorkbenchError(STALE_MESSAGE)  # changed between the check and the read, or a foreign FAISS file
         self.meta = meta
         self.embedder = embedder
         import bm25s
@@ -262,7 +316,8 @@ class Retriever:
 
     def search(self, question: str, settings: RetrievalSettings) -> Retrieval:
         t0 = time.perf_counter()
-        query = np.asarray(self.embedder.embed([question]), dtype=np.float32)
+        query = check_vectors(self.embedder, self.embedder.embed([question]), 1, self.meta["dims"],
+                              "embedding the question")
         t1 = time.perf_counter()
         n = len(self.rows)
         allowed = set(settings.doc_ids)

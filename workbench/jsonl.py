@@ -2,12 +2,18 @@
 
 JSON strings may hold U+2028, U+2029, form feeds and other characters that `str.splitlines()` treats as
 line breaks; splitting on them would cut a valid row in two. Only "\\n" (and "\\r\\n") end a line here.
+A line nested deeper than MAX_DEPTH is refused before json.loads, which would overflow the stack on it.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
+
+MAX_DEPTH = 100                                 # arrays and objects inside one another, on one line
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')        # a JSON string, escapes included
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 @dataclass
@@ -29,8 +35,23 @@ def parse(text: str) -> list[Line]:
     for number, line in lines(text):
         if not line.strip():
             continue
+        if too_deep(line):
+            out.append(Line(number, error=f"nested deeper than {MAX_DEPTH} levels"))
+            continue
         try:
             out.append(Line(number, json.loads(line)))
         except json.JSONDecodeError as exc:
             out.append(Line(number, error=f"malformed JSON ({exc.msg} at column {exc.colno})"))
     return out
+
+
+def too_deep(line: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether a JSON line nests arrays and objects deeper than `limit`; brackets inside strings do not count."""
+    if line.count("[") + line.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in _NOT_BRACKET.sub("", _STRING.sub("", line)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import posixpath
 import re
+import threading
+import time
 import zipfile
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from . import jsonl
 
@@ -22,11 +28,15 @@ QA_FORMATS = (".csv", ".jsonl")
 
 @dataclass(frozen=True)
 class Limits:
-    max_file_bytes: int = 50 * 1024 * 1024
-    max_zip_total_bytes: int = 200 * 1024 * 1024
+    """Bounds on what an upload may cost; sizes in bytes, stated to users in MB of 1,000,000 bytes."""
+
+    max_file_bytes: int = 50_000_000
+    max_zip_total_bytes: int = 200_000_000
     max_zip_entries: int = 5000
     max_zip_ratio: float = 100.0          # uncompressed / compressed, beyond which a zip is treated as a bomb
     max_line_chars: int = 1_000_000
+    max_docx_xml_bytes: int = 200_000_000  # uncompressed size of one XML part of a .docx (its text, its styles)
+    max_docx_seconds: float = 60.0         # time to read a .docx's text
 
 
 @dataclass
@@ -186,13 +196,20 @@ def _stem(name: str) -> str:
     return PurePosixPath(name).stem
 
 
+def too_large(name: str, size: int, limits: Limits) -> Problem | None:
+    """The problem with a file of `size` bytes, if it is over the size limit."""
+    if size <= limits.max_file_bytes:
+        return None
+    return Problem(name, f"too large ({size / 1e6:.1f} MB; the limit is {limits.max_file_bytes / 1e6:g} MB)")
+
+
 def _refuse(name: str, data: bytes, formats: tuple[str, ...], what: str, limits: Limits) -> Problem | None:
     """The problem that stops a file before parsing: wrong type, too large, or empty."""
     suffix = PurePosixPath(name.lower()).suffix
     if suffix not in formats:
         return Problem(name, f"unsupported file type{what} '{suffix or '(none)'}'; accepted: {', '.join(formats)}")
-    if len(data) > limits.max_file_bytes:
-        return Problem(name, f"too large ({len(data) / 1e6:.1f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB)")
+    if oversize := too_large(name, len(data), limits):
+        return oversize
     if not data.strip():
         return Problem(name, "the file is empty")
     return None
@@ -215,7 +232,7 @@ def parse_document_file(name: str, data: bytes, limits: Limits = Limits(), text_
     if suffix == ".pdf":
         return _parse_pdf(name, data)
     if suffix == ".docx":
-        return _parse_docx(name, data)
+        return _parse_docx(name, data, limits)
     text, problem = decode_text(data, name)
     if problem:
         out.problems.append(problem)
@@ -244,19 +261,56 @@ def parse_document_file(name: str, data: bytes, limits: Limits = Limits(), text_
     return out
 
 
+class _QuietLogger:
+    """A logger silenced while any thread is inside `quiet()`.
+
+    The first thread in raises its level and the last one out restores it, so parses running at once
+    neither leak its messages nor leave it silenced for the rest of the program."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.lock, self.inside, self.saved = name, threading.Lock(), 0, logging.NOTSET
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        logger = logging.getLogger(self.name)
+        with self.lock:
+            if not self.inside:
+                self.saved = logger.level
+                logger.setLevel(logging.CRITICAL)
+            self.inside += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.inside -= 1
+                if not self.inside:
+                    logger.setLevel(self.saved)
+
+
+_PYPDF_LOG = _QuietLogger("pypdf")  # pypdf logs what it repaired; a PDF it cannot read raises, and that is reported
+
+
 def _parse_pdf(name: str, data: bytes) -> Parsed:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     out = Parsed()
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            out.problems.append(Problem(name, "the PDF is encrypted; export it without a password"))
-            return out
-        pages = [(page.extract_text() or "") for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
+        with _PYPDF_LOG.quiet():
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted:
+                out.problems.append(Problem(name, "the PDF is encrypted; export it without a password"))
+                return out
+            pages = [(page.extract_text() or "") for page in reader.pages]
+            title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
+    except LimitReachedError as exc:
+        out.problems.append(Problem(name, f"refused as a likely PDF bomb (over a safety limit of the PDF reader: "
+                                          f"{str(exc)[:120]})"))
+        return out
+    except RecursionError:
+        out.problems.append(Problem(name, "not a readable PDF (objects nested too deeply)"))
+        return out
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError, zlib.error) as exc:
         out.problems.append(Problem(name, f"not a readable PDF ({type(exc).__name__}: {str(exc)[:120]})"))
         return out
     text = "\n\n".join(p.strip() for p in pages if p.strip())
@@ -268,25 +322,145 @@ def _parse_pdf(name: str, data: bytes) -> Parsed:
     return out
 
 
-def _parse_docx(name: str, data: bytes) -> Parsed:
-    out = Parsed()
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-    from lxml.etree import XMLSyntaxError
+# --- .docx, read as a stream (python-docx searches every style for each paragraph: slow on long files) ---
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_RUN_TEXT = {_W + "tab": "\t", _W + "ptab": "\t", _W + "cr": "\n", _W + "noBreakHyphen": "-"}
+
+
+class _DocxRefused(Exception):
+    """A .docx part over a bound (size or time); the message says which."""
+
+
+class _Bounded:
+    """A zip member as a parser reads it: past the XML size limit or the deadline, reading raises _DocxRefused."""
+
+    def __init__(self, stream: Any, member: str, limits: Limits, deadline: float) -> None:
+        self.stream, self.member, self.limits, self.deadline, self.read_bytes = stream, member, limits, deadline, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size if size and size > 0 else 65536)
+        self.read_bytes += len(chunk)
+        if self.read_bytes > self.limits.max_docx_xml_bytes:
+            raise _DocxRefused(f"{self.member} is over {self.limits.max_docx_xml_bytes / 1e6:g} MB uncompressed")
+        if time.monotonic() > self.deadline:
+            raise _DocxRefused(f"reading {self.member} took over {self.limits.max_docx_seconds:g} s")
+        return chunk
+
+
+def _xml_elements(archive: zipfile.ZipFile, member: str, tag: str | tuple[str, ...], limits: Limits,
+                  deadline: float) -> Iterator[Any]:
+    """Elements of a zip member as each one ends, streamed: no entities, no DTD, no network, bounded."""
+    from lxml import etree
+
+    info = archive.getinfo(member)
+    if info.file_size > limits.max_docx_xml_bytes:
+        raise _DocxRefused(f"{member} is {info.file_size / 1e6:.1f} MB uncompressed; the limit is "
+                           f"{limits.max_docx_xml_bytes / 1e6:g} MB")
+    with archive.open(info) as stream:
+        source = _Bounded(stream, member, limits, deadline)
+        yield from (element for _, element in etree.iterparse(
+            source, events=("end",), tag=tag, resolve_entities=False, no_network=True, load_dtd=False))
+
+
+def _docx_target(archive: zipfile.ZipFile, rels: str, kind: str, default: str, limits: Limits,
+                 deadline: float) -> str:
+    """The part a relationship of `kind` (officeDocument, styles) points to, from a .rels part, or `default`."""
+    if rels not in archive.namelist():
+        return default
+    for rel in _xml_elements(archive, rels, _REL, limits, deadline):
+        target = rel.get("Target") or ""
+        if rel.get("Type", "").endswith("/" + kind) and target and rel.get("TargetMode") != "External":
+            base = posixpath.dirname(posixpath.dirname(rels))
+            return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(base, target))
+    return default
+
+
+def _docx_styles(archive: zipfile.ZipFile, member: str, limits: Limits, deadline: float) -> dict[str | None, str]:
+    """Paragraph style id -> lower-case style name; the default paragraph style under the key None."""
+    names: dict[str | None, str] = {}
+    if member not in archive.namelist():
+        return names
+    for style in _xml_elements(archive, member, _W + "style", limits, deadline):
+        if style.get(_W + "type") == "paragraph":
+            name = style.find(_W + "name")
+            name = (name.get(_W + "val") or "").lower() if name is not None else ""
+            names.setdefault(style.get(_W + "styleId"), name)  # the first of an id, and the last default, count
+            if style.get(_W + "default") in ("1", "true", "on"):
+                names[None] = name
+        style.clear()
+    return names
+
+
+def _run_text(run: Any) -> str:
+    """Text of a w:r, as python-docx gives it: tabs, line breaks and non-breaking hyphens as characters."""
+    parts = []
+    for child in run:
+        if child.tag == _W + "t":
+            parts.append(child.text or "")
+        elif child.tag == _W + "br":
+            parts.append("\n" if child.get(_W + "type", "textWrapping") == "textWrapping" else "")
+        else:
+            parts.append(_RUN_TEXT.get(child.tag, ""))
+    return "".join(parts)
+
+
+def _paragraph_text(paragraph: Any) -> str:
+    """Text of a w:p: its runs and the runs of its hyperlinks, in order."""
+    runs = []
+    for child in paragraph:
+        if child.tag == _W + "r":
+            runs.append(child)
+        elif child.tag == _W + "hyperlink":
+            runs += child.iterchildren(_W + "r")
+    return "".join(_run_text(run) for run in runs)
+
+
+def _paragraph_line(paragraph: Any, styles: dict[str | None, str]) -> str:
+    """A body paragraph as a line of Markdown: "Heading N" styles as N #'s, the "Title" style as one."""
+    text = _paragraph_text(paragraph).strip()
+    style_ref = paragraph.find(f"{_W}pPr/{_W}pStyle")
+    style_id = style_ref.get(_W + "val") if style_ref is not None else None
+    style = styles.get(style_id, styles.get(None, ""))
+    level = re.match(r"heading (\d)", style)
+    if text and level:
+        return "#" * int(level.group(1)) + " " + text
+    return "# " + text if text and style == "title" else text
+
+
+def _docx_lines(data: bytes, limits: Limits) -> list[str]:
+    """The body paragraphs of a .docx as Markdown lines (tables and text boxes are not read, as before)."""
+    deadline = time.monotonic() + limits.max_docx_seconds
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    document = _docx_target(archive, "_rels/.rels", "officeDocument", "word/document.xml", limits, deadline)
+    rels = posixpath.join(posixpath.dirname(document), "_rels", posixpath.basename(document) + ".rels")
+    styles = _docx_styles(archive, _docx_target(archive, rels, "styles", "word/styles.xml", limits, deadline),
+                          limits, deadline)
+    lines = []
+    for paragraph in _xml_elements(archive, document, (_W + "p", _W + "tr"), limits, deadline):
+        parent = paragraph.getparent()
+        if paragraph.tag == _W + "p" and parent is not None and parent.tag == _W + "body":
+            lines.append(_paragraph_line(paragraph, styles))
+        paragraph.clear()  # what has been read is dropped, so memory stays flat however long the document
+        while paragraph.getprevious() is not None:
+            del parent[0]
+    return [line for line in lines if line]
+
+
+def _parse_docx(name: str, data: bytes, limits: Limits) -> Parsed:
+    from lxml.etree import LxmlError
+
+    out = Parsed()
     try:
-        document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, XMLSyntaxError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        lines = _docx_lines(data, limits)
+    except _DocxRefused as exc:
+        out.problems.append(Problem(name, f"refused: {exc}"))
+        return out
+    except (zipfile.BadZipFile, zlib.error, LxmlError, KeyError, ValueError, OSError, EOFError, RuntimeError,
+            NotImplementedError) as exc:
         out.problems.append(Problem(name, f"not a readable .docx ({type(exc).__name__})"))
         return out
-    lines = []
-    for para in document.paragraphs:
-        style = (para.style.name or "").lower() if para.style is not None else ""
-        text = para.text.strip()
-        if not text:
-            continue
-        level = re.match(r"heading (\d)", style)
-        lines.append(("#" * int(level.group(1)) + " " + text) if level else ("# " + text if style == "title" else text))
     body = "\n\n".join(lines)
     if not body:
         out.problems.append(Problem(name, "the document has no text"))

@@ -142,6 +142,7 @@ def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSetti
         window = context_window_of(chat.model_id, book, context_window)
         prompt_tokens = check_context(messages, chat.model_id, window, prompts.rag.max_output_tokens)
         result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens)
+        notes.extend(getattr(result, "notes", None) or [])  # e.g. a provider's implausible token usage, replaced
         text = result.text.strip()
         abstained = is_refusal(text, prompts)
         prompt_tokens = result.prompt_tokens or prompt_tokens

@@ -22,7 +22,10 @@ from .errors import WorkbenchError
 HOME_ENV = "WORKBENCH_HOME"
 DB_NAME = "workbench.db"
 DEFAULT_WORKSPACE = "sample"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")   # whole name: always fullmatch, never match
+# Names Windows keeps for devices, with or without an extension ("con.txt"); the digit 0 included, as
+# Microsoft's current list has it.
+_WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in range(10))})
 
 
 def home_dir() -> Path:
@@ -213,10 +216,34 @@ class Workspace:
         return target
 
 
+def _name_problem(name: object) -> str | None:
+    """What is wrong with a workspace name, or None; the name becomes a folder name on every platform."""
+    if not isinstance(name, str):
+        return f"a name is text, not {type(name).__name__}"
+    if _NAME.fullmatch(name):
+        device = name.split(".")[0]
+        if device.upper() in _WINDOWS_RESERVED:
+            return (f"'{device}' is a device name on Windows (CON, PRN, AUX, NUL, COM0-COM9, LPT0-LPT9, "
+                    "with or without an extension)")
+        if name.endswith("."):
+            return "it ends with '.', which Windows drops from folder names"
+        return None
+    if not name:
+        return "the name is empty"
+    if len(name) > 64:
+        return f"the name is {len(name)} characters long; at most 64"
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "._-"))})
+    if bad:
+        return f"it contains {', '.join(repr(c) for c in bad)}; use only letters, digits, '.', '_' or '-'"
+    return "it must start with a letter or digit"
+
+
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise WorkbenchError(f"invalid workspace name '{name}': use 1-64 letters, digits, '.', '_' or '-', "
-                             "starting with a letter or digit", field="workspace")
+    problem = _name_problem(name)
+    if problem:
+        shown = name if isinstance(name, str) and name.isprintable() else repr(name).strip("'\"")
+        shown = shown if len(shown) <= 80 else shown[:80] + "..."
+        raise WorkbenchError(f"invalid workspace name '{shown}': {problem}", field="workspace")
     return name
 
 
