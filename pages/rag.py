@@ -111,6 +111,8 @@ with st.form("ask"):
 if asked:
     q = question.strip() or st.session_state.get("rag_example", "")
     try:
+        if index.index_is_stale(ws):   # a cached retriever would answer from the old vectors
+            raise WorkbenchError(index.STALE_MESSAGE)
         retriever = _retriever(str(ws.path), meta["built_at"], meta["embedder"], ws, embedder)
         with st.spinner("Retrieving and answering..."):
             answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat.context_window)

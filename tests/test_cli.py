@@ -238,3 +238,27 @@ def test_finetune_openai_run_and_status(openai_server, openai_providers):
     for _ in range(6):
         status = run("finetune", "status", job_id, "--workspace", "oa")
     assert "succeeded -> ft:gpt-4o-mini-2024-07-18" in status.output
+
+
+def test_ask_rebuilds_an_index_that_is_out_of_date(tmp_path):
+    doc = tmp_path / "terms.md"
+    doc.write_text("# Terms\n\nInvoices are due in 30 days.\n")
+    run("ingest", str(doc), "--workspace", "stale")
+    first = run("ask", "When are invoices due?", "--workspace", "stale")
+    assert "no index yet; building it first" in first.stderr and "30 days" in first.stdout
+    doc.write_text("# Terms\n\nInvoices are due in 45 days.\n")   # a new version: same chunk count, new text
+    run("ingest", str(doc), "--workspace", "stale")
+    again = run("ask", "When are invoices due?", "--workspace", "stale")
+    assert "the index is out of date with the documents; rebuilding it first" in again.stderr
+    assert "45 days" in again.stdout and "30 days" not in again.stdout
+
+
+@pytest.mark.timeout(30)
+def test_files_given_on_the_command_line_are_size_checked_before_reading(tmp_path):
+    big = tmp_path / "big.jsonl"
+    with big.open("wb") as fh:
+        fh.truncate(60_000_001)                      # sparse: no disk used, and never read
+    for args in (["tokens", str(big)], ["tokens", "--chat", str(big)], ["finetune", "check", "--file", str(big)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and result.output.strip().endswith(
+            f"{big}: too large (60.0 MB; the limit is 50 MB)"), (args, result.output)
