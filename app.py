@@ -80,7 +80,10 @@ with st.sidebar:
         active = []
     for p in active:
         badge = "offline" if p.offline else "remote"
-        st.caption(f"**{p.role.replace('_', '-')}**: {escape_markdown(p.label)} · _{badge}_")
+        st.caption(f"**{p.role.replace('_', '-')}**: {escape_markdown(p.label)} · _{badge}_"
+                   + (f" · cannot run here: {escape_markdown(p.unavailable)}" if p.unavailable else ""))
+    for plugin, why in providers.REGISTRY.broken.items():
+        st.warning(f"Provider plugin {escape_markdown(plugin)} failed to load: {escape_markdown(why)}")
 
 st.session_state.ws = ws
 pages = [

@@ -186,7 +186,7 @@ with st.expander("LLM judge (optional)"):
     except WorkbenchError as exc:
         judge_model = None
         st.error(escape_markdown(str(exc)))
-    if judge_model is None or not hasattr(judge_model, "complete"):
+    if judge_model is None or not judge_model.generative:
         st.caption("Needs a chat model: switch `chat` to an OpenAI-compatible provider in configs/providers.yaml. "
                    "The offline extractive answerer cannot grade.")
     else:

@@ -160,7 +160,8 @@ else:
             for key in ("batch_size", "learning_rate_multiplier"):
                 if hyper[key] != "auto":
                     hyper[key] = float(hyper[key]) if key.startswith("learning") else int(hyper[key])
-            job = finetune.start_openai(ws, providers.get_fine_tuner(pcfg), model, hyper, suffix or None, int(oa_seed))
+            job = finetune.start_job(ws, providers.get_fine_tuner(pcfg, name="openai"), model, hyper, suffix or None,
+                                     int(oa_seed))
         except ValueError:
             st.error("Batch size must be a whole number and the learning-rate multiplier a number, or 'auto'.")
         except WorkbenchError as exc:
@@ -178,9 +179,8 @@ def job_board() -> None:
     current = finetune.jobs(ws)
     if finetune.open_jobs(ws):
         try:
-            tuner = providers.get_fine_tuner()
             for j in finetune.open_jobs(ws):
-                finetune.refresh(ws, j["id"], tuner)
+                finetune.refresh(ws, j["id"], providers.get_fine_tuner(name=j["provider"]))
         except WorkbenchError as exc:
             st.warning(f"Could not refresh running jobs: {escape_markdown(exc)} (the jobs are saved; they are read "
                        "again later)")
@@ -204,7 +204,7 @@ def job_board() -> None:
     if job["provider"] != "local" and job["state"] not in finetune.TERMINAL:
         if st.button("Cancel this job", key="ft_cancel"):
             try:
-                finetune.cancel(ws, job["id"], providers.get_fine_tuner())
+                finetune.cancel(ws, job["id"], providers.get_fine_tuner(name=job["provider"]))
             except WorkbenchError as exc:
                 st.error(escape_markdown(exc))
             st.rerun()

@@ -115,7 +115,7 @@ if asked:
             raise WorkbenchError(index.STALE_MESSAGE)
         retriever = _retriever(str(ws.path), meta["built_at"], meta["embedder"], ws, embedder)
         with st.spinner("Retrieving and answering..."):
-            answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat.context_window)
+            answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat_context_window)
     except WorkbenchError as exc:
         st.error(escape_markdown(exc))
     else:

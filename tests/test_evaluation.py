@@ -188,9 +188,9 @@ def test_the_openai_arms_on_the_local_server(openai_server, openai_providers):
 class GradingModel:
     """A stand-in judge for the test: correct when the candidate contains the reference answer."""
 
-    name, label, offline, model_id = "grader", "grader", False, "grader"
+    name, label, offline, model_id, generative = "grader", "grader", False, "grader", True
 
-    def complete(self, messages, max_tokens=50):
+    def complete(self, messages, max_tokens=50, grounding=None):
         from workbench.providers import ChatResult
 
         text = messages[-1]["content"]
@@ -213,7 +213,7 @@ def test_llm_judge_and_its_agreement(prepared):
     expected = sum(r.gold.lower() in r.answer.lower() for r in rag_answered) / len(rag_answered)
     assert report["rag"]["correct_rate"] == pytest.approx(expected)
     assert 0 <= report["rag"]["agreement_with_f1"] <= 1
-    with pytest.raises(WorkbenchError, match="needs a chat model"):
+    with pytest.raises(WorkbenchError, match="needs a chat model that writes its own answers"):
         evaluation.judge(ws, run_id, ctx.chat)  # the extractive stand-in cannot grade
 
 
@@ -306,12 +306,12 @@ def test_the_local_trainer_reads_questions_through_its_own_embedder(prepared):
 class ScriptedChat:
     """A chat model that replies with a fixed text (a plugin-style test double, not a patch)."""
 
-    name, offline, model_id = "scripted", False, "scripted"
+    name, offline, model_id, generative = "scripted", False, "scripted", True
 
     def __init__(self, reply):
         self.reply, self.label = reply, f"scripted: {reply[:20]}"
 
-    def complete(self, messages, max_tokens=512):
+    def complete(self, messages, max_tokens=512, grounding=None):
         from workbench.providers import ChatResult
         return ChatResult(self.reply, 10, 5, "scripted")
 

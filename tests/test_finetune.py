@@ -99,7 +99,7 @@ def prepared(openai_server, openai_providers):
 
 def test_openai_job_end_to_end(openai_server, prepared):
     ws, tuner = prepared
-    job = finetune.start_openai(ws, tuner, "gpt-4o-mini-2024-07-18", {"n_epochs": 3, "batch_size": "auto"},
+    job = finetune.start_job(ws, tuner, "gpt-4o-mini-2024-07-18", {"n_epochs": 3, "batch_size": "auto"},
                                 suffix="support", seed=7)
     assert job["provider"] == "openai" and job["state"] in ("validating_files", "queued", "running")
     uploaded = [r for r in openai_server.requests if r["path"] == "/v1/files" and r["method"] == "POST"]
@@ -127,7 +127,7 @@ def test_openai_job_end_to_end(openai_server, prepared):
 
 def test_resume_after_a_restart_and_cancel(openai_server, prepared):
     ws, tuner = prepared
-    job = finetune.start_openai(ws, tuner, "gpt-4o-mini-2024-07-18")
+    job = finetune.start_job(ws, tuner, "gpt-4o-mini-2024-07-18")
     # A new process: nothing in memory, only the workspace on disk.
     reopened = workspace.open_workspace("ft")
     pending = finetune.open_jobs(reopened)
@@ -144,7 +144,7 @@ def test_resume_after_a_restart_and_cancel(openai_server, prepared):
 def test_provider_faults_while_training(openai_server, prepared):
     ws, tuner = prepared
     openai_server.inject({"status": 429, "retry_after": 0}, times=1, path="/v1/fine_tuning/jobs")
-    job = finetune.start_openai(ws, tuner, "gpt-4o-mini-2024-07-18")  # retried once, then created
+    job = finetune.start_job(ws, tuner, "gpt-4o-mini-2024-07-18")  # retried once, then created
     assert job["id"].startswith("ftjob-")
     openai_server.inject({"status": 500}, times=10, path="/v1/fine_tuning/jobs")
     with pytest.raises(WorkbenchError, match="failed \\(500\\) while reading the job status"):
@@ -153,14 +153,14 @@ def test_provider_faults_while_training(openai_server, prepared):
     openai_server.clear_faults()
     openai_server.inject({"status": 400}, times=1, path="/v1/fine_tuning/jobs")
     with pytest.raises(WorkbenchError, match="rejected the request \\(400\\) while creating the fine-tuning job"):
-        finetune.start_openai(ws, tuner, "gpt-4o-mini-2024-07-18")
+        finetune.start_job(ws, tuner, "gpt-4o-mini-2024-07-18")
 
 
 def test_wrong_key_while_uploading(openai_server, prepared, monkeypatch):
     ws, _ = prepared
     monkeypatch.setenv("WB_TEST_KEY", "sk-wrong-key-123456789")
     with pytest.raises(WorkbenchError) as err:
-        finetune.start_openai(ws, providers.get_fine_tuner(), "gpt-4o-mini-2024-07-18")
+        finetune.start_job(ws, providers.get_fine_tuner(), "gpt-4o-mini-2024-07-18")
     assert "refused the API key (401) while uploading the training file" in str(err.value)
     assert "sk-wrong" not in str(err.value)
     assert finetune.jobs(ws) == []

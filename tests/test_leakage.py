@@ -70,6 +70,16 @@ def test_overlap_check_exact_near_and_paraphrase():
     assert record.fingerprint != overlap.TrainingRecord.of(seen, []).fingerprint   # which side matters too
 
 
+def test_overlap_check_finds_chinese_questions_seen_exactly_or_nearly():
+    seen = [QAPair("如何重置我的密码？", "在设置页面", id="t1"), QAPair("发票什么时候到期？", "30天内", id="t2")]
+    record = overlap.TrainingRecord.of(seen, [])
+    questions = [QAPair("如何 重置我的密码", "x", id="e1"),          # same characters: exact
+                 QAPair("如何才能重置我的密码？", "x", id="e2"),      # 8 of 10 characters: near
+                 QAPair("退款需要多久？", "x", id="e3")]
+    found = overlap.check(questions, record, "model M")
+    assert found.exact == ["e1"] and found.near == ["e2"]
+
+
 @pytest.fixture
 def trained(tmp_path):
     ws = sample.open_sample()

@@ -76,3 +76,24 @@ def test_paired_difference():
     assert d["difference"] == pytest.approx(0.75) and d["significant"] and d["ci_low"] > 0
     same = metrics.paired_difference([1, 0, 1, 0] * 5, [0, 1, 0, 1] * 5)
     assert same["difference"] == 0 and not same["significant"]
+
+
+def test_chinese_answers_have_words():
+    # Each Han character is a word (as MLQA and CMRC 2018 score Chinese), so nothing is vacuously right.
+    assert metrics.normalize("密码：每 90 天更改。") == "密 码 每 90 天 更 改"
+    assert metrics.exact_match("每90天。", "每 90 天") == 1.0 and metrics.exact_match("每30天", "每90天") == 0.0
+    assert metrics.token_f1("每90天更改", "每90天") == pytest.approx(2 * (3 / 5) * 1 / (3 / 5 + 1))
+    context = "发票在开具后30天内到期。"
+    assert metrics.groundedness("发票30天内到期", context) == 1.0
+    # An answer the context does not support: none of its words are there (it scored 1.0 with ASCII words).
+    assert metrics.groundedness("请联系客服重置密码", context) == 0.0
+
+
+def test_english_answers_score_as_before():
+    assert metrics.normalize("The U.S. plan, an e-mail & the [2] refund!") == "us plan email refund"
+    assert metrics.token_f1("A refund within 30 days", "refunds within 30 days") == pytest.approx(3 / 4)
+
+
+def test_groundedness_leaves_out_the_one_stop_word_list():
+    # text.STOP_WORDS holds metrics' old list and 17 words more ("there", "will", "what"...): this was 1/3.
+    assert metrics.groundedness("There will be a refund", "A refund is issued.") == 1.0

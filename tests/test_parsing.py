@@ -218,3 +218,10 @@ def test_the_bundled_sample_parses_cleanly():
     assert sum(1 for p in pairs if not p.answer) >= 15
     names = {f.name for f in files}
     assert all(set(p.doc_ids) <= names for p in pairs)
+
+
+def test_the_shared_shapes_live_in_shapes_and_are_still_importable_from_parsing():
+    from workbench import parsing, shapes
+
+    assert parsing.QAPair is shapes.QAPair and parsing.Document is shapes.Document
+    assert parsing.Problem is shapes.Problem

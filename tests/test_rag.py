@@ -199,13 +199,16 @@ def test_optional_sentence_transformers_embedder_explains_what_it_needs(tmp_path
     path = tmp_path / "p.yaml"
     path.write_text("embedder: {provider: sentence-transformers, model: bge-base-en-v1.5}\n")
     monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
-    with pytest.raises(WorkbenchError, match="needs a local model folder .* nothing is downloaded"):
-        providers.get_embedder()
-    path.write_text(f"embedder: {{provider: sentence-transformers, model: '{tmp_path}'}}\n")
     try:
         import sentence_transformers  # noqa: F401
-    except ImportError:
-        with pytest.raises(WorkbenchError, match='pip install "workbench\\[torch\\]"'):
+    except ImportError:   # the extra is not installed: the registry says so, with the install command
+        with pytest.raises(WorkbenchError, match="provider 'sentence-transformers' cannot run here: sentence-transformers "
+                                                 'is not installed: pip install -e "\\.\\[torch\\]"'):
+            providers.get_embedder()
+        labels = {p.role: p for p in providers.active_providers(providers.load_providers_config())}
+        assert labels["embedder"].unavailable.startswith("sentence-transformers is not installed")
+    else:
+        with pytest.raises(WorkbenchError, match="needs a local model folder .* nothing is downloaded"):
             providers.get_embedder()
 
 

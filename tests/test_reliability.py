@@ -174,7 +174,7 @@ def test_no_key_reaches_disk_reports_or_exports(openai_server, openai_providers,
     index.build_index(ws, embedder)
     rag.ask("When are invoices due?", index.Retriever(ws, embedder), chat, index.RetrievalSettings())
     splits.make_split(ws)
-    job = finetune.start_openai(ws, providers.get_fine_tuner(), "gpt-4o-mini-2024-07-18")
+    job = finetune.start_job(ws, providers.get_fine_tuner(), "gpt-4o-mini-2024-07-18")
     finetune.refresh(ws, job["id"], providers.get_fine_tuner())
     settings = evaluation.EvalSettings(arms=["rag"])
     run_id = evaluation.create_run(ws, evaluation.default_questions(ws)[:3], settings)

@@ -158,3 +158,20 @@ def test_exports_read_back(fmt):
 def test_the_openai_export_passes_the_checks():
     examples = [ok(f"Q{i}?", f"A{i}") for i in range(12)]
     assert run_check(exports.export(examples, "openai")).ok
+
+
+def test_chinese_duplicates_near_duplicates_and_contradictions():
+    rows = [ok(f"Unrelated question {i} about topic {i}?", f"Answer {i}") for i in range(10)]
+    rows += [ok("如何重置我的密码？", "在设置页面重置"), ok("如何重置我的密码", "在设置页面重置"),
+             ok("如何才能重置我的密码", "联系客服"), ok("发票什么时候到期？", "30天内")]
+    report = run_check(jsonl(*rows))
+    assert findings(report, "duplicate_questions")[0].rows == [11, 12]
+    assert findings(report, "near_duplicate_questions")[0].rows == [11, 12, 13]
+    assert findings(report, "contradictory_answers")[0].rows == [11, 12, 13]
+
+
+def test_near_duplicates_are_found_once_per_check(monkeypatch):
+    calls = []
+    monkeypatch.setattr(td, "near_duplicate_pairs", lambda texts, *a: calls.append(1) or [])
+    run_check(jsonl(*[ok(f"Q{i}", "A") for i in range(12)]))
+    assert len(calls) == 1

@@ -214,7 +214,7 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
                                  "doc_ids": list(doc_ids) or None}.items() if v is not None}
     settings = index.RetrievalSettings.model_validate({**settings.model_dump(), **changes})
     answer = rag.ask(question, index.Retriever(ws, embedder), providers.get_chat_model(cfg), settings,
-                     context_window=cfg.chat.context_window)
+                     context_window=cfg.chat_context_window)
     if as_json:
         _echo_json(answer.to_dict())
         return
@@ -367,8 +367,8 @@ def finetune_run(ws_name: str, provider: str, model: str | None, epochs: str, le
     else:
         hyper = {"n_epochs": epochs if epochs == "auto" else int(epochs), "batch_size": batch_size,
                  "learning_rate_multiplier": learning_rate}
-        job = finetune.start_openai(ws, providers.get_fine_tuner(), model or finetune.FineTuneSettings.load(ws).model,
-                                    hyper, suffix, seed)
+        job = finetune.start_job(ws, providers.get_fine_tuner(name=provider),
+                                 model or finetune.FineTuneSettings.load(ws).model, hyper, suffix, seed)
     click.echo(f"{job['id']}: {job['state']}" + (f" -> {job['fine_tuned_model']}" if job["fine_tuned_model"] else ""))
 
 
@@ -385,7 +385,7 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
         return
     job = finetune.get_job(ws, job_id)
     if job["provider"] != "local" and job["state"] not in finetune.TERMINAL:
-        job = finetune.refresh(ws, job_id, providers.get_fine_tuner())
+        job = finetune.refresh(ws, job_id, providers.get_fine_tuner(name=job["provider"]))
     if as_json:
         _echo_json(job)
         return

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from . import tokens
-from .parsing import Document, Limits, Problem, QAPair, parse_document_file, parse_qa_file, too_large
+from .parsing import Limits, parse_document_file, parse_qa_file, too_large
 from .scenario import DataStats
-from .training_data import normalized
+from .shapes import Document, Problem, QAPair
+from .text import normalize
 from .workspace import Workspace
 
 Kind = Literal["documents", "qa"]
@@ -152,7 +153,7 @@ def _store_document(db: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
 def pair_id(source: str, question: str) -> str:
     """A pair's id when its file gives none: its source and a hash of its normalised question, so that
     editing, reordering or inserting rows never moves an id to another question."""
-    return f"{source}:{sha256(source + chr(10) + normalized(question))[:12]}"
+    return f"{source}:{sha256(source + chr(10) + normalize(question))[:12]}"
 
 
 def _store_pairs(db: sqlite3.Connection, source: str, pairs: list[QAPair]) -> tuple[int, list[Problem]]:

@@ -95,13 +95,14 @@ class Arms:
         ref = self.ft_ref
         if ref is None or ref.kind == "local":
             return None
-        from .providers import load_providers_config
-        from .providers.openai import OpenAIChat
+        from .providers import REGISTRY, load_providers_config
 
-        cfg = load_providers_config().openai
+        cfg = load_providers_config()
         if ref.kind == "openai-compatible":
-            cfg = cfg.model_copy(update={"base_url": ref.base_url, "api_key_env": ref.api_key_env})
-        return OpenAIChat(cfg, ref.id)
+            cfg = cfg.model_copy(update={"openai": cfg.openai.model_copy(
+                update={"base_url": ref.base_url, "api_key_env": ref.api_key_env})})
+        backend = REGISTRY.get("chat", "openai")
+        return backend.factory(backend.settings(model=ref.id), cfg)
 
     def ft_label(self) -> str:
         return self.ft_ref.label if self.ft_ref else "no trained model"
@@ -121,17 +122,16 @@ class Arms:
 
     def base(self, p: QAPair) -> QuestionResult:
         t0 = time.perf_counter()
-        if not hasattr(self.chat, "complete"):
-            text = "I can't answer without documents: the offline stand-in has no knowledge of its own."
-            r = self._result("base", p, text, True, provider=self.chat.label)
-        else:
-            messages = [{"role": "system", "content": self.prompts.closed_book_system()},
-                        {"role": "user", "content": p.question}]
-            out = self.chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
-            price = rag.model_prices(self.book, self.chat.model_id)
-            cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
-            r = self._result("base", p, out.text, rag.is_refusal(out.text, self.prompts), provider=self.chat.label,
-                             prompt_tokens=out.prompt_tokens, output_tokens=out.completion_tokens, cost=cost)
+        messages = [{"role": "system", "content": self.prompts.closed_book_system()},
+                    {"role": "user", "content": p.question}]
+        out = self.chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
+        prompt_tokens = out.prompt_tokens or tokens.count_messages(messages)
+        output_tokens = out.completion_tokens or tokens.count(out.text)
+        price = rag.model_prices(self.book, self.chat.model_id)
+        cost = 0.0 if self.chat.offline else \
+            (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6 if price else None
+        r = self._result("base", p, out.text, out.abstained or rag.is_refusal(out.text, self.prompts),
+                         provider=self.chat.label, prompt_tokens=prompt_tokens, output_tokens=output_tokens, cost=cost)
         r.latency_ms = {"generate": (time.perf_counter() - t0) * 1000}
         return r
 
@@ -724,7 +724,7 @@ def build_arms(ws: Workspace, settings: EvalSettings) -> Arms:
         retriever = Retriever(ws, embedder)
     book = load_pricing().with_custom(saved_custom_prices(ws), source="custom prices")
     return Arms(ws, settings, providers.get_chat_model(cfg), embedder, retriever, book=book,
-                context_window=cfg.chat.context_window)
+                context_window=cfg.chat_context_window)
 
 
 # --- optional LLM judge -----------------------------------------------------------------------------
@@ -756,8 +756,9 @@ def judge(ws: Workspace, run_id: str, chat: Any, concurrency: int = 4) -> dict[s
     Returns per arm: how many were judged, the judge's correct and faithful rates, and its agreement with
     the automatic metric (token F1 of 0.5 or more counted as correct).
     """
-    if not hasattr(chat, "complete"):
-        raise WorkbenchError("the LLM judge needs a chat model: configure one in configs/providers.yaml")
+    if not chat.generative:
+        raise WorkbenchError(f"the LLM judge needs a chat model that writes its own answers, not {chat.label}: "
+                             "configure one in configs/providers.yaml")
     saved = results(ws, run_id)
     key = f"judge:{run_id}"
     verdicts: dict[str, Any] = ws.get_state(key) or {}

@@ -16,9 +16,9 @@ from typing import Any, Callable, Literal
 from . import corpus
 from .costs import Caution, auto_epochs, fine_tuning_lifecycle
 from .errors import WorkbenchError
-from .exports import export
 from .overlap import TrainingRecord
 from .parsing import QAPair
+from .providers.protocols import FineTuner, JobRequest
 from .pricing import PriceBook, load_pricing
 from .splits import Split, saved_split, sides
 from .training_data import DataReport, check, example_count_issue, to_examples
@@ -211,57 +211,49 @@ def run_local(ws: Workspace, hyperparameters: Any = None, embed: Callable[[list[
     return get_job(ws, job_id)
 
 
-def start_openai(ws: Workspace, tuner: Any, model: str, hyperparameters: dict[str, Any] | None = None,
-                 suffix: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Upload the split's files and create the job; its id is saved before anything else can fail."""
+def start_job(ws: Workspace, tuner: FineTuner, model: str, hyperparameters: dict[str, Any] | None = None,
+              suffix: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Start a job on a hosted fine-tuner with the split's train side (dev as validation, never test); the
+    job is saved as soon as the provider has given it an id."""
     split = _require_split(ws)
     settings = FineTuneSettings.load(ws)
     side = sides(ws, split)
     train_examples = to_examples(side.train, settings.system_prompt)
-    valid_examples = to_examples(side.dev, settings.system_prompt)   # the provider's validation file: dev
     report = check(train_examples, model, _limit(model, None))
     if not report.ok:
         raise WorkbenchError("the training data has errors; fix them first: "
                              + "; ".join(f.message for f in report.findings if f.severity == "error"))
-    train_id = tuner.upload("train.jsonl", export(train_examples, "openai"))
-    valid_id = tuner.upload("validation.jsonl", export(valid_examples, "openai")) if valid_examples else None
-    created = tuner.create(model, train_id, valid_id, hyperparameters or {}, suffix, seed)
-    job = {"id": created["id"], "provider": "openai", "base_model": model, "state": created["state"],
-           "created_at": time.time(), "hyperparameters": hyperparameters or {}, "training_file": train_id,
-           "validation_file": valid_id, "split": split.to_dict(), "settings": asdict(settings),
+    created = tuner.launch(JobRequest(model, train_examples, to_examples(side.dev, settings.system_prompt),
+                                      hyperparameters or {}, suffix, seed, ws))
+    if tuner.offline:  # trained in this process: the job is saved already, with its curve
+        return get_job(ws, created.id)
+    files = next((e.data for e in created.events if e.data and "training_file" in e.data), {})
+    job = {"id": created.id, "provider": tuner.name, "base_model": model, "state": created.state,
+           "created_at": time.time(), "hyperparameters": hyperparameters or {},
+           "training_file": files.get("training_file"), "validation_file": files.get("validation_file"),
+           "split": split.to_dict(), "settings": asdict(settings),
            "trained_on": TrainingRecord.of(side.train, side.dev).to_dict(), "metrics": [], "events": []}
     _save_job(ws, job)
-    return refresh(ws, created["id"], tuner)
+    return refresh(ws, created.id, tuner)
 
 
-def refresh(ws: Workspace, job_id: str, tuner: Any) -> dict[str, Any]:
-    """Read a provider job's status, events and checkpoint metrics, and save them."""
+def refresh(ws: Workspace, job_id: str, tuner: FineTuner) -> dict[str, Any]:
+    """Read a provider job's status, events and metrics, and save them."""
     job = get_job(ws, job_id)
     if job["provider"] == "local" or job["state"] in TERMINAL and job.get("metrics"):
         return job
-    status = tuner.retrieve(job_id)
-    job.update(state=status["state"], fine_tuned_model=status["fine_tuned_model"],
-               trained_tokens=status["trained_tokens"], error=status["error"])
-    job["events"] = sorted(tuner.events(job_id), key=lambda e: e["created_at"])
-    metrics = [e["data"] for e in job["events"] if e.get("type") == "metrics" and e.get("data")]
-    checkpoints = tuner.checkpoints(job_id) if job["state"] in ("running", "succeeded") else []
-    job["metrics"] = sorted((_metric_row(m) for m in (metrics or checkpoints)), key=lambda m: m["step"] or 0)
+    status = tuner.status(job_id)
+    job.update(state=status.state, fine_tuned_model=status.fine_tuned_model, trained_tokens=status.trained_tokens,
+               error=status.error, events=[asdict(e) for e in status.events], metrics=status.metrics)
     _save_job(ws, job)
     return get_job(ws, job_id)
 
 
-def _metric_row(m: dict[str, Any]) -> dict[str, Any]:
-    return {"step": m.get("step") or m.get("step_number"), "train_loss": m.get("train_loss"),
-            "valid_loss": m.get("valid_loss"),
-            "train_accuracy": m.get("train_mean_token_accuracy", m.get("train_accuracy"))}
-
-
-def cancel(ws: Workspace, job_id: str, tuner: Any) -> dict[str, Any]:
+def cancel(ws: Workspace, job_id: str, tuner: FineTuner) -> dict[str, Any]:
     job = get_job(ws, job_id)
     if job["state"] in TERMINAL:
         raise WorkbenchError(f"job {job_id} already {job['state']}")
-    status = tuner.cancel(job_id)
-    job.update(state=status["state"])
+    job.update(state=tuner.cancel(job_id).state)
     _save_job(ws, job)
     return get_job(ws, job_id)
 

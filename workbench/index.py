@@ -1,8 +1,9 @@
-"""Index a workspace's chunks (FAISS beside BM25) and retrieve from it: dense, lexical, or fused (RRF).
+"""Index a workspace's chunks (a vector store beside BM25) and retrieve from it: dense, lexical, or fused (RRF).
 
 Embeddings are cached in the workspace by chunk content hash and embedding model, so re-indexing after
-a document change embeds only what changed. The FAISS index is written atomically into the workspace:
-exact inner product on normalised vectors for small corpora, HNSW above a configurable size.
+a document change embeds only what changed. The vectors go to the configured vector store (FAISS in the
+workspace by default, or Qdrant; see workbench.providers), through its protocol only: exact search for
+small corpora, approximate above a configurable size.
 """
 from __future__ import annotations
 
@@ -16,29 +17,23 @@ from typing import Annotated, Any, Callable, Literal
 import numpy as np
 from pydantic import Field
 
-from . import corpus
+from . import corpus, providers
 from .chunking import Chunk, ChunkSettings, chunk_document
 from .config import Strict
 from .errors import WorkbenchError
+from .text import content_words
 from .workspace import Workspace, atomic_write_text
 
 Mode = Literal["hybrid", "dense", "bm25"]
 INDEX_DIR = "index"
 SETTINGS_KEY = "rag_settings"
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("a an the of to in on for and or is are was were be been do does did how what which who when where "
-                  "why can could i you my your it its this that with by at from as if not no yes there their our we "
-                  "us should would will".split())
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased words without stop words, with a plural 's' dropped (a light stemmer)."""
-    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
 class IndexSettings(Strict):
     chunking: ChunkSettings = ChunkSettings()
-    approximate_above: Annotated[int, Field(ge=1)] = 50_000     # chunks; HNSW above, exact below
+    approximate_above: Annotated[int, Field(ge=1)] = 50_000     # chunks; approximate (HNSW) above, exact below
+    # Kept so saved settings still load; the FAISS graph degree is now the vector store's own setting
+    # (`vector_store: {provider: faiss, hnsw_m: 32}` in configs/providers.yaml).
     hnsw_m: Annotated[int, Field(ge=4, le=128)] = 32
 
 
@@ -63,13 +58,6 @@ def load_settings(ws: Workspace) -> RagSettings:
 
 def save_settings(ws: Workspace, settings: RagSettings) -> None:
     ws.set_state(SETTINGS_KEY, settings.model_dump(mode="json"))
-
-
-def _faiss():
-    import faiss
-
-    faiss.omp_set_num_threads(1)  # single queries run several times faster on a small machine
-    return faiss
 
 
 @dataclass
@@ -107,7 +95,8 @@ def check_vectors(embedder: Any, vectors: Any, count: int, dims: int | None, wha
     """An embedder's answer as a float32 matrix of `count` rows of `dims` finite values, or an error naming it.
 
     Any embedder's output is checked here before it is stored or searched: a vector of another length
-    would crash FAISS, ragged rows would crash numpy, and NaN would be stored and ranked as if it meant something.
+    would crash the vector store, ragged rows would crash numpy, and NaN would be stored and ranked as if it
+    meant something.
     """
     label = getattr(embedder, "label", type(embedder).__name__)
     try:
@@ -128,19 +117,23 @@ def check_vectors(embedder: Any, vectors: Any, count: int, dims: int | None, wha
 
 
 def chunks_fingerprint(content_hashes: list[str]) -> str:
-    """One hash over the ordered chunk content hashes: ties the FAISS file and meta.json to the chunk table."""
+    """One hash over the ordered chunk content hashes: ties the stored vectors and meta.json to the chunk table."""
     return corpus.sha256("\n".join(content_hashes))
 
 
 def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = None,
-                progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
-    """Chunk every document, embed what is not cached yet, and write the FAISS index.
+                progress: Callable[[int, int, str], None] | None = None,
+                vector_store: Any | None = None) -> IndexReport:
+    """Chunk every document, embed what is not cached yet, and write the vectors to the vector store.
 
-    Every batch of vectors is checked (shape, finite values) before it is cached, so a bad answer stores
-    nothing. meta.json records a fingerprint of the chunks the vectors belong to; a crash between writing
-    the chunk table and the index leaves them disagreeing, which `index_is_stale` and `Retriever` detect.
+    `vector_store` is an opener (`providers.get_vector_store()`, the configured one, by default). Every
+    batch of vectors is checked (shape, finite values) before it is cached, so a bad answer stores
+    nothing. The store is filled out of sight and made the live index by `persist`, after the chunk table
+    is written and before meta.json, which records a fingerprint of the chunks the vectors belong to: a
+    crash in between leaves them disagreeing, which `index_is_stale` and `Retriever` detect.
     """
     settings = settings or load_settings(ws).index
+    opener = vector_store or providers.get_vector_store()   # a configuration error stops here, before any work
     started = time.perf_counter()
     chunks = chunk_workspace(ws, settings.chunking)
     if not chunks:
@@ -175,20 +168,22 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
     matrix = check_vectors(embedder, [np.frombuffer(cached[h], dtype=np.float32) for h in hashes], len(hashes), dims,
                            "reading cached embeddings")
     approximate = len(chunks) > settings.approximate_above
-    faiss = _faiss()
     dims = matrix.shape[1]
-    index = faiss.IndexHNSWFlat(dims, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT) if approximate \
-        else faiss.IndexFlatIP(dims)
-    index.add(matrix)
-    with ws.db() as db:
-        db.execute("DELETE FROM chunks")
-        db.executemany("INSERT INTO chunks (id, doc_id, position, title, heading_path, text, tokens, start, end, "
-                       "content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       [(i, c.doc_id, c.position, c.title, c.heading_path, c.text, c.tokens, c.start, c.end, h)
-                        for i, (c, h) in enumerate(zip(chunks, hashes))])
-    ws.write_file(f"{INDEX_DIR}/vectors.faiss", faiss.serialize_index(index).tobytes())
+    store = opener.open(ws.file(INDEX_DIR), dims, approximate, True)   # empty; the live index is untouched
+    try:
+        store.add(list(range(len(chunks))), matrix)   # a chunk's row in the store is its id in the chunk table
+        with ws.db() as db:
+            db.execute("DELETE FROM chunks")
+            db.executemany("INSERT INTO chunks (id, doc_id, position, title, heading_path, text, tokens, start, end, "
+                           "content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(i, c.doc_id, c.position, c.title, c.heading_path, c.text, c.tokens, c.start, c.end, h)
+                            for i, (c, h) in enumerate(zip(chunks, hashes))])
+        store.persist()
+    finally:
+        _close(store)
     meta = {"embedder": key, "embedder_label": embedder.label, "offline": embedder.offline, "dims": dims,
             "chunks": len(chunks), "chunks_sha256": chunks_fingerprint(hashes), "approximate": approximate,
+            "vector_store": store.name, "vector_store_label": store.label,
             "settings": settings.model_dump(mode="json"),
             "built_at": time.time(), "documents": len({c.doc_id for c in chunks})}
     atomic_write_text(ws.file(f"{INDEX_DIR}/meta.json"), json.dumps(meta, indent=2))
@@ -199,6 +194,13 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
                        reused=len(set(hashes)) - len(missing), seconds=time.perf_counter() - started,
                        approximate=approximate, embedder=embedder.label, embed_tokens=used_tokens,
                        embed_cost_usd=_embedding_cost(embedder, used_tokens))
+
+
+def _close(store: Any) -> None:
+    """Release what a store holds (Qdrant's local mode locks its folder); not every store has anything to release."""
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def _embedding_cost(embedder: Any, used_tokens: int) -> float | None:
@@ -263,27 +265,39 @@ class Retrieval:
     best_relevance: float = field(default=-1.0)
 
 
-class Retriever:
-    """A loaded index: FAISS vectors, BM25 over the same chunks, and the chunk rows."""
+# What an index records when it was built before the vector store was a choice.
+_FIRST_STORE = ("faiss", "FAISS, saved in the workspace (offline default)")
 
-    def __init__(self, ws: Workspace, embedder: Any):
+
+class Retriever:
+    """A loaded index: the vector store, BM25 over the same chunks, and the chunk rows.
+
+    `vector_store` is an opener (the configured one by default); it must be the kind the index was built with.
+    """
+
+    def __init__(self, ws: Workspace, embedder: Any, vector_store: Any | None = None):
         meta = index_meta(ws)
         if meta is None:
             raise WorkbenchError("no index yet: build it on the RAG page or with `workbench index`")
         if meta["embedder"] != _model_key(embedder):
             raise WorkbenchError(f"the index was built with {meta['embedder_label']}, but the configured embedder "
                                  f"is {embedder.label}; rebuild the index")
+        opener = vector_store or providers.get_vector_store()
+        built_with = meta.get("vector_store", _FIRST_STORE[0])
+        if built_with != opener.name:
+            raise WorkbenchError(f"the index was built with {meta.get('vector_store_label', _FIRST_STORE[1])}, but "
+                                 f"the configured vector store is {opener.label}; rebuild the index")
         if index_is_stale(ws):
             raise WorkbenchError(STALE_MESSAGE)
-        faiss = _faiss()
-        raw = ws.file(f"{INDEX_DIR}/vectors.faiss").read_bytes()
-        self.index = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
+        self.store = opener.open(ws.file(INDEX_DIR), meta["dims"], meta["approximate"], False)
         with ws.db() as db:
             self.rows = [dict(r) for r in db.execute(
                 "SELECT id, doc_id, title, heading_path, text, tokens, content_sha256 FROM chunks ORDER BY id")]
-        if (len(self.rows) != self.index.ntotal or self.index.d != meta["dims"]
+        stats = self.store.stats()
+        if (len(self.rows) != stats.vectors or stats.dimensions != meta["dims"]
                 or chunks_fingerprint([r["content_sha256"] for r in self.rows]) != meta.get("chunks_sha256")):
-            raise WorkbenchError(STALE_MESSAGE)  # changed between the check and the read, or a foreign FAISS file
+            _close(self.store)
+            raise WorkbenchError(STALE_MESSAGE)  # changed between the check and the read, or foreign vectors
         self.meta = meta
         self.embedder = embedder
         import bm25s
@@ -312,7 +326,7 @@ class Retriever:
         return (total - sum(self.idf(w) for w in missing)) / total if total > 0 else 1.0, missing
 
     def _vectors(self, ids: list[int]) -> np.ndarray:
-        return np.stack([self.index.reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, self.meta["dims"]))
+        return self.store.vectors(ids) if ids else np.zeros((0, self.meta["dims"]), dtype=np.float32)
 
     def search(self, question: str, settings: RetrievalSettings) -> Retrieval:
         t0 = time.perf_counter()
@@ -324,8 +338,7 @@ class Retriever:
         depth = n if allowed else min(n, max(50, settings.top_k * 10))
         dense: list[tuple[int, float]] = []
         if settings.mode != "bm25":
-            dense_scores, dense_ids = self.index.search(query, depth)
-            dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
+            dense = [(h.row, h.score) for h in self.store.search(query[0], depth) if 0 <= h.row < n]
         tokens = self._bm25s.tokenize([question], stopwords="en", show_progress=False)
         lexical: list[tuple[int, float]] = []
         if settings.mode != "dense" and tokens.vocab:

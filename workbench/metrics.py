@@ -15,15 +15,17 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
+from .text import STOP_WORDS, fold, words
+
+_ARTICLES = frozenset(("a", "an", "the"))
 _PUNCT = str.maketrans("", "", string.punctuation)
 MIN_N = 5            # fewer values than this get no interval: a bootstrap of 1-4 values says nothing
 
 
 def normalize(text: str) -> str:
-    text = re.sub(r"\[\d+\]", " ", text.lower())           # citation marks are not part of the answer
-    text = _ARTICLES.sub(" ", text.translate(_PUNCT))
-    return " ".join(text.split())
+    """SQuAD's answer normalisation, its words (text.words, so Chinese answers have words) joined by spaces."""
+    text = re.sub(r"\[\d+\]", " ", fold(text))              # citation marks are not part of the answer
+    return " ".join(w for w in words(text.translate(_PUNCT)) if w not in _ARTICLES)
 
 
 def exact_match(prediction: str, gold: str) -> float:
@@ -79,18 +81,13 @@ def ndcg_at_k(retrieved: Sequence[str], gold: Iterable[str] | Mapping[str, float
     return dcg / ideal if ideal else 0.0
 
 
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("a an the of to in on for and or is are was were be by at from as it its this that with can "
-                  "you your i my we our do does did not no".split())
-
-
 def groundedness(answer: str, context: str) -> float:
-    """Share of the answer's content words found in the retrieved context (1.0 for an empty answer)."""
-    words = [w for w in _WORD.findall(normalize(answer)) if w not in _STOP]
-    if not words:
+    """Share of the answer's words, stop words aside, found in the retrieved context (1.0 for an empty answer)."""
+    content = [w for w in normalize(answer).split() if w not in STOP_WORDS]
+    if not content:
         return 1.0
-    ctx = set(_WORD.findall(normalize(context)))
-    return sum(w in ctx for w in words) / len(words)
+    ctx = set(normalize(context).split())
+    return sum(w in ctx for w in content) / len(content)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -13,8 +13,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .parsing import QAPair
-from .training_data import near_duplicate_pairs, normalized
+from .shapes import QAPair
+from .text import normalize
+from .training_data import near_duplicate_pairs_between
 
 
 @dataclass
@@ -53,7 +54,7 @@ class TrainingRecord:
 
 def fingerprint(train: list[QAPair], dev: list[QAPair]) -> str:
     """sha256 of exactly what was seen on each side: ids, normalised questions and answers, in id order."""
-    rows = sorted([side, p.id, normalized(p.question), normalized(p.answer)]
+    rows = sorted([side, p.id, normalize(p.question), normalize(p.answer)]
                   for side, pairs in (("train", train), ("dev", dev)) for p in pairs)
     return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()
 
@@ -80,16 +81,16 @@ class Overlap:
 def check(questions: list[QAPair], record: TrainingRecord, model: str) -> Overlap:
     """Which evaluation questions the model has seen, exactly or nearly."""
     seen_ids = {p.id for p in record.pairs}
-    seen_text = {normalized(p.question) for p in record.pairs}
+    seen_text = {normalize(p.question) for p in record.pairs}
     seen_groups = {(p.source, p.group) for p in record.pairs if p.group and p.group != p.id}
-    exact = [q.id for q in questions if q.id in seen_ids or normalized(q.question) in seen_text]
+    exact = [q.id for q in questions if q.id in seen_ids or normalize(q.question) in seen_text]
     flagged = set(exact)
     near = [q.id for q in questions if q.id not in flagged and q.group and q.group != q.id
             and (q.source, q.group) in seen_groups]
     flagged.update(near)
     n = len(questions)
-    for i, j, _ in near_duplicate_pairs([q.question for q in questions] + [p.question for p in record.pairs]):
-        if i < n <= j and questions[i].id not in flagged:
+    for i, _, _ in near_duplicate_pairs_between([q.question for q in questions], [p.question for p in record.pairs]):
+        if questions[i].id not in flagged:
             flagged.add(questions[i].id)
             near.append(questions[i].id)
     return Overlap(model, n, exact, near)

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from . import jsonl
+from .shapes import Document, Problem, QAPair  # what parsing builds; other modules import them from here too
 
 DOC_FORMATS = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl", ".zip")
 QA_FORMATS = (".csv", ".jsonl")
@@ -37,42 +38,6 @@ class Limits:
     max_line_chars: int = 1_000_000
     max_docx_xml_bytes: int = 200_000_000  # uncompressed size of one XML part of a .docx (its text, its styles)
     max_docx_seconds: float = 60.0         # time to read a .docx's text
-
-
-@dataclass
-class Document:
-    doc_id: str
-    title: str
-    text: str
-    fmt: str
-    source: str
-
-
-@dataclass
-class QAPair:
-    question: str
-    answer: str
-    doc_ids: list[str] = field(default_factory=list)
-    context: str = ""
-    system: str = ""
-    group: str = ""
-    category: str = ""
-    id: str = ""
-    source: str = ""
-    line: int = 0              # where the pair was read in its source file (0: not from a file)
-    doc_grades: dict[str, float] = field(default_factory=dict)   # graded relevance, when the file gives grades
-
-
-@dataclass
-class Problem:
-    file: str
-    message: str
-    line: int | None = None
-    level: str = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.file}, line {self.line}" if self.line else self.file
-        return f"{where}: {self.message}"
 
 
 @dataclass

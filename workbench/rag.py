@@ -15,6 +15,7 @@ from .config import Strict, config_path, load_model
 from .errors import WorkbenchError
 from .index import Hit, Retrieval, RetrievalSettings, Retriever
 from .pricing import PriceBook, load_pricing
+from .providers.protocols import ChatModel, Grounding
 
 
 class RagPrompt(Strict):
@@ -79,10 +80,10 @@ class Answer:
 
 def is_refusal(text: str, prompts: Prompts) -> bool:
     """Whether a model's reply is the refusal sentence the prompts ask for (or says nothing at all)."""
-    from .training_data import normalized
+    from .text import normalize
 
-    reply = normalized(text)
-    return not reply or reply.startswith(normalized(prompts.refusal))
+    reply = normalize(text)
+    return not reply or reply.startswith(normalize(prompts.refusal))
 
 
 def build_messages(prompts: Prompts, question: str, hits: list[Hit]) -> list[dict[str, str]]:
@@ -117,7 +118,7 @@ def model_prices(book: PriceBook, model: str) -> tuple[float, float] | None:
     return m.input, m.output
 
 
-def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSettings,
+def ask(question: str, retriever: Retriever, chat: ChatModel, settings: RetrievalSettings,
         prompts: Prompts | None = None, book: PriceBook | None = None, context_window: int | None = None,
         retrieval: Retrieval | None = None, prices: tuple[float, float] | None = None, prior: Any = None) -> Answer:
     """Retrieve passages for a question and answer from them with the configured chat provider.
@@ -136,39 +137,28 @@ def ask(question: str, retriever: Retriever, chat: Any, settings: RetrievalSetti
     embedder = retriever.embedder
     notes: list[str] = []
     t0 = time.perf_counter()
-    used: set[int] = set()
-    if hasattr(chat, "complete"):
-        messages = build_messages(prompts, question, hits)
-        window = context_window_of(chat.model_id, book, context_window)
-        prompt_tokens = check_context(messages, chat.model_id, window, prompts.rag.max_output_tokens)
-        result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens)
-        notes.extend(getattr(result, "notes", None) or [])  # e.g. a provider's implausible token usage, replaced
-        text = result.text.strip()
-        abstained = is_refusal(text, prompts)
-        prompt_tokens = result.prompt_tokens or prompt_tokens
-        output_tokens = result.completion_tokens or tokens.count(text, chat.model_id)
-        used = {n for n in range(1, len(hits) + 1) if f"[{n}]" in text}
-        price = prices or model_prices(book, chat.model_id)
-        if price:
-            cost = (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6
-            cost_note = f"{chat.model_id} at ${price[0]}/{price[1]} per 1M tokens in/out"
-        else:
-            cost, cost_note = None, f"no price for {chat.model_id}; add it as a custom price on the Estimate page"
-        model = result.model
+    messages = build_messages(prompts, question, hits)
+    window = context_window_of(chat.model_id, book, context_window)
+    prompt_tokens = check_context(messages, chat.model_id, window, prompts.rag.max_output_tokens)
+    coverage, missing = retriever.coverage(question, hits)
+    grounding = Grounding(question, [h.text for h in hits], [h.relevance for h in hits], embedder,
+                          settings.min_relevance, coverage, missing, settings.min_coverage, prior)
+    result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens, grounding=grounding)
+    notes.extend(result.notes)  # e.g. a provider's implausible token usage, replaced; what a stand-in is
+    text = result.text.strip()
+    abstained = result.abstained or is_refusal(text, prompts)
+    prompt_tokens = result.prompt_tokens or prompt_tokens
+    output_tokens = result.completion_tokens or tokens.count(text, chat.model_id)
+    used = {n for n in range(1, len(hits) + 1) if f"[{n}]" in text}
+    price = prices or model_prices(book, chat.model_id)
+    if chat.offline:
+        cost, cost_note = 0.0, f"{chat.label} runs locally: no token charges"
+    elif price:
+        cost = (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6
+        cost_note = f"{chat.model_id} at ${price[0]}/{price[1]} per 1M tokens in/out"
     else:
-        coverage, missing = retriever.coverage(question, hits)
-        extracted = chat.answer(question, [h.text for h in hits], [h.relevance for h in hits], embedder,
-                                settings.min_relevance, coverage, missing, settings.min_coverage, prior)
-        text, abstained = extracted.text, extracted.abstained
-        if extracted.passage is not None:
-            used = {extracted.passage + 1}
-            text = f"{text} [{extracted.passage + 1}]"
-        prompt_tokens = tokens.count_messages(build_messages(prompts, question, hits))
-        output_tokens = tokens.count(text)
-        cost, cost_note = 0.0, "offline stand-in running locally: no token charges"
-        model = chat.model_id
-        notes.append("Answered by the extractive answerer, an offline stand-in that quotes a sentence; "
-                     "it is not an LLM.")
+        cost, cost_note = None, f"no price for {chat.model_id}; add it as a custom price on the Estimate page"
+    model = result.model
     generate_ms = (time.perf_counter() - t0) * 1000
     emb_price = None if embedder.offline else _embedding_price(book, embedder.model_id)
     if emb_price is not None and cost is not None:

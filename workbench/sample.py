@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Iterable
 
 from . import corpus, jsonl
-from .parsing import QAPair
-from .training_data import normalized
+from .shapes import QAPair
+from .text import normalize
 from .workspace import DEFAULT_WORKSPACE, Workspace, open_workspace
 
 SAMPLE_DIR = Path(__file__).parent / "data" / "sample"
@@ -42,7 +42,7 @@ def _sample_questions() -> frozenset[str]:
     qa = SAMPLE_DIR / "qa.jsonl"
     if not qa.exists():
         return frozenset()
-    return frozenset(normalized(line.value["question"]) for line in jsonl.parse(qa.read_text(encoding="utf-8"))
+    return frozenset(normalize(line.value["question"]) for line in jsonl.parse(qa.read_text(encoding="utf-8"))
                      if isinstance(line.value, dict) and isinstance(line.value.get("question"), str))
 
 
@@ -52,4 +52,4 @@ def sample_question_share(questions: Iterable[QAPair]) -> float:
     if not questions:
         return 0.0
     known = _sample_questions()
-    return sum(normalized(q.question) in known for q in questions) / len(questions)
+    return sum(normalize(q.question) in known for q in questions) / len(questions)

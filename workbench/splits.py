@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .chunking import ChunkSettings, chunk_document
-from .parsing import QAPair
+from .shapes import QAPair
+from .text import words
 from .training_data import near_duplicate_pairs
 
 SPLIT_KEY = "finetune_split"
@@ -72,10 +72,6 @@ class _Union:
         return True
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
 def answer_passages(pairs: list[QAPair], documents: dict[str, dict[str, Any]],
                     settings: ChunkSettings = ChunkSettings()) -> dict[str, str]:
     """For each answered pair with gold documents: the chunk ('doc#position') whose words best cover its answer."""
@@ -84,17 +80,17 @@ def answer_passages(pairs: list[QAPair], documents: dict[str, dict[str, Any]],
     for p in pairs:
         if not p.answer or not p.doc_ids:
             continue
-        answer = set(_words(p.answer))
+        answer = set(words(p.answer))
         best, best_score = None, 0.0
         for doc_id in p.doc_ids:
             if doc_id not in documents:
                 continue
             if doc_id not in chunks_of:
                 doc = documents[doc_id]
-                chunks_of[doc_id] = [(c.position, set(_words(c.text)))
+                chunks_of[doc_id] = [(c.position, set(words(c.text)))
                                      for c in chunk_document(doc_id, doc["title"], doc["text"], settings)]
-            for position, words in chunks_of[doc_id]:
-                score = len(answer & words) / max(1, len(answer))
+            for position, chunk_words in chunks_of[doc_id]:
+                score = len(answer & chunk_words) / max(1, len(answer))
                 if score > best_score:
                     best, best_score = f"{doc_id}#{position}", score
         if best is not None and best_score >= 0.5:

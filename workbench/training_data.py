@@ -7,14 +7,18 @@ questions, contradictory answers, sensitive data, and too few examples, each fin
 """
 from __future__ import annotations
 
+import bisect
+import math
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
 from . import jsonl, tokens
-from .parsing import QAPair
+from .shapes import QAPair
+from .text import normalize, words
 
 ROLES = {"system", "user", "assistant", "function", "tool"}
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id"}
@@ -199,35 +203,111 @@ def example_count_issue(n: int) -> tuple[str, str, str] | None:
     return None
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+def _word_sets(texts: list[str]) -> list[frozenset[str]]:
+    return [frozenset(words(t)) for t in texts]
+
+
+def _by_rarity(*collections: list[frozenset[str]]) -> list[list[list[int]]]:
+    """Each set as the sorted ranks of its words in one global order, rarest first (ties by word): the
+    order that makes a prefix hold a set's rarest words, so few sets share a prefix word by chance."""
+    counts = Counter(w for sets in collections for s in sets for w in s)
+    rank = {w: r for r, w in enumerate(sorted(counts, key=lambda w: (counts[w], w)))}
+    return [[sorted(rank[w] for w in s) for s in sets] for sets in collections]
+
+
+# The filters below bound the overlap two sets need; rounding in t * |s| must never tighten a bound.
+_SLACK = 1e-9
+
+
+def _prefix(size: int, least_overlap: float) -> int:
+    """How many of a set's rarest words hold the first word it shares with any set it shares at least
+    `least_overlap` words with: the shared words all come at or after the first, so it is at most
+    least_overlap - 1 words from the end."""
+    return max(0, min(size, size - math.ceil(least_overlap - _SLACK) + 1))
 
 
 def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE) -> list[tuple[int, int, float]]:
-    """(i, j, Jaccard) of texts whose word sets overlap at or above the threshold (sparse, so it scales)."""
-    from scipy import sparse
+    """(i, j, Jaccard), i < j, sorted, of texts whose word sets overlap at or above the threshold.
 
-    sets = [_words(t) for t in texts]
-    vocab = {w: k for k, w in enumerate(sorted(set().union(*sets)))} if sets else {}
-    rows = [i for i, s in enumerate(sets) for _ in s]
-    cols = [vocab[w] for s in sets for w in s]
-    if not rows:
-        return []
-    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(sets), len(vocab)))
-    inter = (m @ m.T).tocoo()
-    sizes = np.asarray(m.sum(axis=1)).ravel()
+    Exact: every such pair and no other, as comparing all pairs would find, in about linear time on
+    questions. An all-pairs similarity join (AllPairs with PPJoin's positional filter): sets taken from
+    the smallest, each compared only with earlier ones that share a word of its prefix, are not too
+    small, and can still share enough words after the first shared one; their Jaccard then computed."""
+    sets = _word_sets(texts)
+    (ranked,) = _by_rarity(sets)
+    sizes = [len(s) for s in sets]
+    index: dict[int, list[tuple[int, int]]] = {}   # word -> (set, the word's position in it), smallest sets first
+    start: dict[int, int] = {}                     # word -> its first entry not too small for the sets to come
+    ratio = threshold / (1 + threshold) if threshold > 0 else 0.0
     out = []
-    for i, j, n in zip(inter.row, inter.col, inter.data):
-        if i < j:
-            jac = n / (sizes[i] + sizes[j] - n)
-            if jac >= threshold:
-                out.append((int(i), int(j), float(jac)))
+    for x in sorted((i for i in range(len(sets)) if sizes[i]), key=lambda i: (sizes[i], i)):
+        sx, words_x, set_x = sizes[x], ranked[x], sets[x]
+        smallest = threshold * sx - _SLACK         # Jaccard <= |y| / |x| when |y| <= |x|
+        seen: set[int] = set()
+        for i, w in enumerate(words_x[:_prefix(sx, threshold * sx)]):
+            entries = index.get(w)
+            if not entries:
+                continue
+            k = start.get(w, 0)
+            while k < len(entries) and sizes[entries[k][0]] < smallest:
+                k += 1
+            start[w] = k
+            for y, j in entries[k:]:
+                if y in seen:
+                    continue
+                seen.add(y)                        # w is the first word x and y share, so they share at most
+                sy = sizes[y]                      # min(sx - i, sy - j) words, and need ratio * (sx + sy)
+                if sx - i < ratio * (sx + sy) - _SLACK or sy - j < ratio * (sx + sy) - _SLACK:
+                    continue
+                common = len(set_x & sets[y])
+                jac = common / (sx + sy - common)
+                if jac >= threshold:
+                    out.append((y, x, jac) if y < x else (x, y, jac))
+        # A later set is at least as large, so it needs 2t / (1 + t) * |x| shared words: a shorter prefix.
+        for j, w in enumerate(words_x[:_prefix(sx, 2 * ratio * sx)]):
+            index.setdefault(w, []).append((x, j))
     return sorted(out)
 
 
-def normalized(text: str) -> str:
-    """Lower-cased words joined by single spaces: two questions that differ only in case and punctuation match."""
-    return " ".join(re.findall(r"[^\W_]+", text.casefold()))
+def near_duplicate_pairs_between(a_texts: list[str], b_texts: list[str], threshold: float = NEAR_DUPLICATE
+                                 ) -> list[tuple[int, int, float]]:
+    """(i, j, Jaccard), sorted, of a_texts[i] and b_texts[j] whose word sets overlap at or above the
+    threshold: the pairs near_duplicate_pairs(a_texts + b_texts) finds across the two lists (exact too),
+    without comparing texts within either list."""
+    a_sets, b_sets = _word_sets(a_texts), _word_sets(b_texts)
+    a_ranked, b_ranked = _by_rarity(a_sets, b_sets)
+    index: dict[int, tuple[list[int], list[tuple[int, int]]]] = {}   # word -> (sizes, (set, position)), by size
+    for y in sorted((j for j in range(len(b_sets)) if b_sets[j]), key=lambda j: (len(b_sets[j]), j)):
+        sy = len(b_sets[y])
+        for j, w in enumerate(b_ranked[y][:_prefix(sy, threshold * sy)]):
+            sizes, entries = index.setdefault(w, ([], []))
+            sizes.append(sy)
+            entries.append((y, j))
+    ratio = threshold / (1 + threshold) if threshold > 0 else 0.0
+    out = []
+    for x, set_x in enumerate(a_sets):
+        sx = len(set_x)
+        smallest = threshold * sx - _SLACK                          # Jaccard <= the smaller size / the larger
+        largest = sx / threshold + _SLACK if threshold > 0 else math.inf
+        seen: set[int] = set()
+        for i, w in enumerate(a_ranked[x][:_prefix(sx, threshold * sx)]):
+            if w not in index:
+                continue
+            sizes, entries = index[w]
+            for y, j in entries[bisect.bisect_left(sizes, smallest):bisect.bisect_right(sizes, largest)]:
+                if y in seen:
+                    continue
+                seen.add(y)                                         # as in near_duplicate_pairs
+                sy = len(b_sets[y])
+                if sx - i < ratio * (sx + sy) - _SLACK or sy - j < ratio * (sx + sy) - _SLACK:
+                    continue
+                common = len(set_x & b_sets[y])
+                jac = common / (sx + sy - common)
+                if jac >= threshold:
+                    out.append((x, y, jac))
+    return sorted(out)
+
+
 
 
 def check(examples: list[Any], model: str = "gpt-4o-mini", token_limit: int = 65536,
@@ -278,21 +358,23 @@ def _content_findings(valid: list[tuple[int, dict[str, Any]]]) -> list[Finding]:
     rows = [row for row, _ in valid]
     questions = [_last(ex, "user") for _, ex in valid]
     answers = [_last(ex, "assistant") for _, ex in valid]
+    keys = [normalize(q) for q in questions]
     by_text: dict[str, list[int]] = {}
-    for row, q in zip(rows, questions):
-        by_text.setdefault(normalized(q), []).append(row)
+    for row, key in zip(rows, keys):
+        by_text.setdefault(key, []).append(row)
     exact = [group for text, group in by_text.items() if text and len(group) > 1]
     if exact:
         findings.append(Finding("duplicate_questions", "warning",
                                 f"{sum(len(g) for g in exact)} examples repeat {len(exact)} question(s) word for word",
                                 sorted(r for g in exact for r in g)))
-    near = [(i, j) for i, j, _ in near_duplicate_pairs(questions) if normalized(questions[i]) != normalized(questions[j])]
+    similar = near_duplicate_pairs(questions)
+    near = [(i, j) for i, j, _ in similar if keys[i] != keys[j]]
     if near:
         findings.append(Finding("near_duplicate_questions", "info",
                                 f"{len(near)} pair(s) of near-identical questions (paraphrases are fine; copies "
                                 "weigh a fact more)", sorted({rows[i] for i, _ in near} | {rows[j] for _, j in near})))
     contradictions = set()
-    for i, j, _ in near_duplicate_pairs(questions):
+    for i, j, _ in similar:
         if _disagree(answers[i], answers[j]):
             contradictions.update((rows[i], rows[j]))
     for group in exact:
@@ -316,13 +398,13 @@ def _content_findings(valid: list[tuple[int, dict[str, Any]]]) -> list[Finding]:
 
 def _disagree(a: str, b: str) -> bool:
     """Two answers disagree if they differ and share few words, or name different numbers."""
-    if normalized(a) == normalized(b):
+    if normalize(a) == normalize(b):
         return False
     return _answer_f1(a, b) < 0.5 or set(re.findall(r"\d+(?:\.\d+)?", a)) != set(re.findall(r"\d+(?:\.\d+)?", b))
 
 
 def _answer_f1(a: str, b: str) -> float:
-    wa, wb = normalized(a).split(), normalized(b).split()
+    wa, wb = words(a), words(b)
     if not wa or not wb:
         return float(wa == wb)
     common = sum(min(wa.count(w), wb.count(w)) for w in set(wa))

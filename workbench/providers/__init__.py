@@ -1,63 +1,44 @@
-"""Providers: which backend serves each role (tokenizer, embedder, chat model, fine-tuner).
+"""Providers: which backend serves each role (tokenizer, embedder, chat model, fine-tuner, vector store).
 
-Each role has an embedded default that runs offline with no key, and real backends switched on by
-configs/providers.yaml. Results from an offline stand-in are labelled as such wherever they appear.
+Each role is a typed Protocol (protocols.py); backends register by role and name through the
+`workbench.providers` entry-point group (registry.py), and configs/providers.yaml picks one per role with
+its own settings block, validated by the backend. Each role has an embedded default that runs offline
+with no key; results from an offline stand-in are labelled as such wherever they appear.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Annotated, Any
 
-import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import Strict, config_path, load_model
+from ..config import Strict, config_path, line_of, parse_model, read_yaml, validation_error
 from ..errors import WorkbenchError
+from .protocols import (ChatModel, ChatResult, Embedder, FineTuner, Grounding, JobEvent, JobRequest, JobStatus,
+                        StoreStats, VectorHit, VectorStore)
+from .registry import REGISTRY, ROLES, Backend, NoSettings, Registry
+
+__all__ = ["Backend", "ChatModel", "ChatResult", "Embedder", "FineTuner", "Grounding", "JobEvent", "JobRequest",
+           "JobStatus", "NoSettings", "ProviderInfo", "ProvidersConfig", "REGISTRY", "Registry", "StoreStats",
+           "VectorHit", "VectorStore", "active_providers", "get_chat_model", "get_embedder", "get_fine_tuner",
+           "get_vector_store", "load_providers_config"]
 
 
-@dataclass(frozen=True)
-class ProviderInfo:
-    """What the UI and reports say about a provider."""
+class Choice(BaseModel):
+    """One role's backend by name; its other keys are that backend's settings, checked by its own model."""
 
-    role: str
-    name: str
-    label: str
-    offline: bool
-
-
-# Every known backend by role and name. Adding a backend adds a line here and one module beside this file.
-CATALOGUE: dict[str, dict[str, ProviderInfo]] = {
-    "tokenizer": {
-        "tiktoken": ProviderInfo("tokenizer", "tiktoken", "tiktoken (bundled BPE files)", True),
-    },
-    "embedder": {
-        "local": ProviderInfo("embedder", "local", "all-MiniLM-L6-v2 int8, local (offline default)", True),
-        "openai": ProviderInfo("embedder", "openai", "OpenAI-compatible embeddings", False),
-        "sentence-transformers": ProviderInfo("embedder", "sentence-transformers",
-                                              "sentence-transformers model from a local folder (optional, torch)",
-                                              True),
-    },
-    "chat": {
-        "extractive": ProviderInfo("chat", "extractive",
-                                   "Extractive answerer (offline stand-in, not an LLM)", True),
-        "openai": ProviderInfo("chat", "openai", "OpenAI-compatible chat model", False),
-    },
-    "fine_tuner": {
-        "local": ProviderInfo("fine_tuner", "local",
-                              "Local trainer (offline stand-in for a fine-tuned LLM)", True),
-        "openai": ProviderInfo("fine_tuner", "openai", "OpenAI fine-tuning jobs", False),
-    },
-}
-
-
-class Choice(Strict):
+    model_config = ConfigDict(extra="allow")
     provider: str
-    model: str | None = None          # for OpenAI-compatible backends: the model name
-    context_window: Annotated[int, Field(gt=0)] | None = None   # for models the price list does not know
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class OpenAISettings(Strict):
+    """How to reach an OpenAI-compatible server; shared by every backend that talks to one."""
+
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 30
@@ -69,95 +50,98 @@ class ProvidersConfig(Strict):
     embedder: Choice = Choice(provider="local")
     chat: Choice = Choice(provider="extractive")
     fine_tuner: Choice = Choice(provider="local")
+    vector_store: Choice = Choice(provider="faiss")
     openai: OpenAISettings = OpenAISettings()
+
+    def settings(self, role: str, name: str | None = None) -> BaseModel:
+        """The validated settings block of a role's backend (the chosen one, or `name` with its defaults)."""
+        choice = getattr(self, role)
+        if name is not None and name != choice.provider:
+            return REGISTRY.get(role, name).settings()
+        return REGISTRY.get(role, choice.provider).settings.model_validate(choice.options())
+
+    @property
+    def chat_context_window(self) -> int | None:
+        return getattr(self.settings("chat"), "context_window", None)
 
 
 PROVIDERS_ENV = "WORKBENCH_PROVIDERS"
 
 
 def load_providers_config(path: Path | str | None = None) -> ProvidersConfig:
-    """configs/providers.yaml, or the file named by $WORKBENCH_PROVIDERS."""
-    import os
+    """configs/providers.yaml, or the file named by $WORKBENCH_PROVIDERS; each role's settings are checked by
+    the backend it names, and an unknown name lists the registered ones."""
+    path = Path(path or os.environ.get(PROVIDERS_ENV) or config_path("providers.yaml"))
+    data, node = read_yaml(path)
+    cfg = parse_model(ProvidersConfig, data, path, node)
+    for role in ROLES:
+        choice = getattr(cfg, role)
+        try:
+            backend = REGISTRY.get(role, choice.provider)
+        except WorkbenchError as exc:
+            raise WorkbenchError(exc.message, file=str(path), line=line_of(node, (role, "provider")),
+                                 field=f"{role}.provider") from None
+        try:
+            backend.settings.model_validate(choice.options())
+        except ValidationError as exc:
+            err = validation_error(exc, backend.settings, path, _child(node, role))
+            raise WorkbenchError(err.message, file=str(path), line=err.line,
+                                 field=f"{role}.{err.field}" if err.field else role) from None
+    return cfg
 
-    path = path or os.environ.get(PROVIDERS_ENV) or config_path("providers.yaml")
-    return load_model(ProvidersConfig, Path(path))
+
+def _child(node: Any, key: str) -> Any:
+    for key_node, value_node in getattr(node, "value", []) or []:
+        if getattr(key_node, "value", None) == key:
+            return value_node
+    return None
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What the UI and reports say about the backend serving a role."""
+
+    role: str
+    name: str
+    label: str
+    offline: bool
+    unavailable: str | None = None
 
 
 def active_providers(cfg: ProvidersConfig) -> list[ProviderInfo]:
-    """The provider serving each role, with its label; unknown names are shown as such."""
+    """The backend serving each role, with its label from the registry."""
     out = []
-    for role, names in CATALOGUE.items():
-        name = getattr(cfg, role).provider
-        out.append(names.get(name, ProviderInfo(role, name, f"{name} (unknown provider)", False)))
+    for role in ROLES:
+        b = REGISTRY.get(role, getattr(cfg, role).provider)
+        out.append(ProviderInfo(role, b.name, b.label, b.offline, b.why_unavailable()))
     return out
 
 
-# --- what a provider is ------------------------------------------------------------------------------
-
-@runtime_checkable
-class Embedder(Protocol):
-    name: str
-    label: str
-    offline: bool
-    model_id: str
-    dimensions: int
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit-length vectors, one row per text."""
+def _make(role: str, cfg: ProvidersConfig | None, name: str | None = None) -> Any:
+    cfg = cfg or load_providers_config()
+    backend = REGISTRY.get(role, name or getattr(cfg, role).provider)
+    reason = backend.why_unavailable()
+    if reason:
+        raise WorkbenchError(f"the {role.replace('_', ' ')} provider '{backend.name}' cannot run here: {reason}",
+                             field=f"{role}.provider")
+    return backend.factory(cfg.settings(role, backend.name), cfg)
 
 
-@dataclass
-class ChatResult:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    model: str
-
-
-@runtime_checkable
-class ChatModel(Protocol):
-    name: str
-    label: str
-    offline: bool
-    model_id: str
-
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512) -> ChatResult:
-        """Answer a chat request."""
-
-
-def get_embedder(cfg: ProvidersConfig | None = None) -> Any:
+def get_embedder(cfg: ProvidersConfig | None = None) -> Embedder:
     """The configured embedder (the local one unless configs/providers.yaml says otherwise)."""
-    cfg = cfg or load_providers_config()
-    name = cfg.embedder.provider
-    if name == "local":
-        from .local_embedder import LocalEmbedder
-        return LocalEmbedder()
-    if name == "openai":
-        from .openai import OpenAIEmbedder
-        return OpenAIEmbedder(cfg.openai, cfg.embedder.model or "text-embedding-3-small")
-    if name == "sentence-transformers":
-        from .sentence_transformers import SentenceTransformersEmbedder
-        return SentenceTransformersEmbedder(cfg.embedder.model)
-    raise WorkbenchError(f"unknown embedder provider '{name}'; expected one of: {', '.join(CATALOGUE['embedder'])}",
-                         field="embedder.provider")
+    return _make("embedder", cfg)
 
 
-def get_chat_model(cfg: ProvidersConfig | None = None) -> Any:
+def get_chat_model(cfg: ProvidersConfig | None = None) -> ChatModel:
     """The configured chat model: the offline extractive answerer unless configured otherwise."""
-    cfg = cfg or load_providers_config()
-    name = cfg.chat.provider
-    if name == "extractive":
-        from .extractive import ExtractiveAnswerer
-        return ExtractiveAnswerer()
-    if name == "openai":
-        from .openai import OpenAIChat
-        return OpenAIChat(cfg.openai, cfg.chat.model or "gpt-4o-mini")
-    raise WorkbenchError(f"unknown chat provider '{name}'; expected one of: {', '.join(CATALOGUE['chat'])}",
-                         field="chat.provider")
+    return _make("chat", cfg)
 
 
-def get_fine_tuner(cfg: ProvidersConfig | None = None) -> Any:
-    """The hosted fine-tuning provider (OpenAI jobs API); the local trainer runs through workbench.finetune."""
-    cfg = cfg or load_providers_config()
-    from .openai import OpenAIFineTuner
-    return OpenAIFineTuner(cfg.openai)
+def get_fine_tuner(cfg: ProvidersConfig | None = None, name: str | None = None) -> FineTuner:
+    """The configured fine-tuning backend, or the one named (as the Fine-tune page's choice)."""
+    return _make("fine_tuner", cfg, name)
+
+
+def get_vector_store(cfg: ProvidersConfig | None = None) -> Any:
+    """The configured vector store's opener: `.open(index_dir, dimensions, approximate, fresh)` -> VectorStore."""
+    return _make("vector_store", cfg)

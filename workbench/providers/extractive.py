@@ -13,14 +13,11 @@ from typing import Any
 import numpy as np
 
 from ..chunking import sentence_spans
-
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = set("a an the of to in on for and or is are was were be been do does did how what which who when where why "
-            "can could i you my your it its this that with by at from as if not no yes".split())
-
+from ..text import STOP_WORDS, words
+from .protocols import ChatResult, Grounding
 
 def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+    return set(words(text)) - STOP_WORDS
 
 
 def _clean(sentence: str) -> str:
@@ -36,11 +33,29 @@ class Extracted:
     abstained: bool
 
 
+NOTE = "Answered by the extractive answerer, an offline stand-in that quotes a sentence; it is not an LLM."
+
+
 class ExtractiveAnswerer:
+    """A ChatModel that only quotes: it answers from the grounding passages, and abstains without them."""
+
     name = "extractive"
     label = "Extractive answerer (offline stand-in, not an LLM)"
     offline = True
     model_id = "extractive"
+    generative = False
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512,
+                 grounding: Grounding | None = None) -> ChatResult:
+        """The quoted sentence with its citation mark [n], or an abstention; it knows nothing of its own."""
+        if grounding is None:
+            return ChatResult("I can't answer without documents: the offline stand-in has no knowledge of its own.",
+                              0, 0, self.model_id, abstained=True, notes=[NOTE])
+        g = grounding
+        found = self.answer(g.question, g.passages, g.relevance, g.embedder, g.min_relevance, g.coverage, g.missing,
+                            g.min_coverage, g.prior)
+        text = found.text if found.passage is None else f"{found.text} [{found.passage + 1}]"
+        return ChatResult(text, 0, 0, self.model_id, abstained=found.abstained, notes=[NOTE])
 
     def answer(self, question: str, passages: list[str], relevance: list[float], embedder: Any,
                min_relevance: float, coverage: float = 1.0, missing: list[str] | None = None,
@@ -54,15 +69,15 @@ class ExtractiveAnswerer:
         elif best < min_relevance:
             reason = f"the closest passage has relevance {best:.2f}, under the threshold {min_relevance:.2f}"
         elif coverage < min_coverage:
-            words = ", ".join(f"'{w}'" for w in (missing or [])[:3])
-            reason = f"the passages found do not mention {words}" if words else "the passages found miss the question's terms"
+            named = ", ".join(f"'{w}'" for w in (missing or [])[:3])
+            reason = f"the passages found do not mention {named}" if named else "the passages found miss the question's terms"
         if reason:
             return Extracted(f"I can't answer that from the documents ({reason}).", None, best, True)
         candidates: list[tuple[int, str]] = []
         for p, text in enumerate(passages):
             for a, b in sentence_spans(text):
                 sentence = _clean(text[a:b])
-                if len(_WORD.findall(sentence)) >= 3 and not text[a:b].lstrip().startswith("#"):
+                if len(words(sentence)) >= 3 and not text[a:b].lstrip().startswith("#"):
                     candidates.append((p, sentence))
         if not candidates:
             return Extracted("I can't answer that from the documents (no usable sentence).", None, best, True)
@@ -77,3 +92,9 @@ class ExtractiveAnswerer:
             score = score + np.asarray(prior([s for _, s in candidates]), dtype=np.float32)
         i = int(np.argmax(score))
         return Extracted(candidates[i][1], candidates[i][0], float(score[i]), False)
+
+
+def register(registry: Any) -> None:
+    from .registry import Backend
+
+    registry.add(Backend("chat", "extractive", ExtractiveAnswerer.label, True, lambda s, cfg: ExtractiveAnswerer()))

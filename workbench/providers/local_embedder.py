@@ -95,3 +95,9 @@ class LocalEmbedder:
             pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
             out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def register(registry) -> None:
+    from .registry import Backend
+
+    registry.add(Backend("embedder", "local", LocalEmbedder.label, True, lambda settings, cfg: LocalEmbedder()))

@@ -10,7 +10,6 @@ so it answers every question, including those it was never taught, as a fine-tun
 from __future__ import annotations
 
 import io
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -18,12 +17,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import WorkbenchError
-
-_WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+from ..text import words
 
 
 def answer_words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    """The words the model predicts: text.words, with "3.5" and "don't" kept whole (a number or a word)."""
+    return words(text, joiners=".'")
 
 
 @dataclass
@@ -196,3 +195,39 @@ def train(train_pairs: list[tuple[str, str]], valid_pairs: list[tuple[str, str]]
                          seconds=round(time.perf_counter() - started, 3), examples=len(x),
                          vocabulary=len(vocabulary), answers=len(answers))
     return model, result
+
+
+class LocalFineTuner:
+    """The local trainer as a fine-tuner backend: it trains in the app's process, in seconds, on the job's
+    workspace (`finetune.run_local`, with its default hyperparameters unless the job gives some)."""
+
+    name = "local"
+    label = "Local trainer (offline stand-in for a fine-tuned LLM)"
+    offline = True
+
+    def launch(self, job: Any) -> Any:
+        from .. import finetune
+
+        if job.workspace is None:
+            raise WorkbenchError("the local trainer saves its model in a workspace: the job needs one")
+        hp = Hyperparameters(**{k: v for k, v in job.hyperparameters.items() if k in Hyperparameters.__dataclass_fields__})
+        return self._status(finetune.run_local(job.workspace, hp))
+
+    def status(self, job_id: str) -> Any:
+        raise WorkbenchError(f"{job_id} ran in this process and finished; its state is in the workspace")
+
+    def cancel(self, job_id: str) -> Any:
+        raise WorkbenchError(f"{job_id} ran in this process and finished; there is nothing to cancel")
+
+    @staticmethod
+    def _status(saved: dict[str, Any]) -> Any:
+        from .protocols import JobEvent, JobStatus
+
+        return JobStatus(saved["id"], saved["state"], saved["fine_tuned_model"], None, saved["error"],
+                         [JobEvent(**e) for e in saved["events"]], saved["metrics"])
+
+
+def register(registry: Any) -> None:
+    from .registry import Backend
+
+    registry.add(Backend("fine_tuner", "local", LocalFineTuner.label, True, lambda s, cfg: LocalFineTuner()))

@@ -20,8 +20,7 @@ import os
 import re
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterator
 from urllib.parse import urlsplit
 
 import httpcore2
@@ -29,8 +28,14 @@ import httpx2
 import numpy as np
 
 from .. import tokens
+from pydantic import Field
+
+from ..config import Strict
 from ..errors import WorkbenchError
-from . import ChatResult, OpenAISettings
+from .protocols import ChatResult, Grounding, JobEvent, JobRequest, JobStatus
+
+if TYPE_CHECKING:
+    from . import OpenAISettings
 
 DUMMY_KEY_FOR_LOCAL = "not-needed"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -369,15 +374,10 @@ class OpenAIEmbedder(_Backend):
         return matrix
 
 
-@dataclass
-class OpenAIChatResult(ChatResult):
-    """A chat answer, with notes on anything the server reported that was replaced (e.g. its token usage)."""
-
-    notes: list[str] = field(default_factory=list)
-
-
 class OpenAIChat(_Backend):
     """A chat model behind /v1/chat/completions; refuses empty answers and replaces implausible token usage."""
+
+    generative = True
 
     def __init__(self, settings: OpenAISettings, model: str):
         super().__init__(settings, model)
@@ -394,7 +394,8 @@ class OpenAIChat(_Backend):
                 self._window = None
         return self._window  # type: ignore[return-value]
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512) -> ChatResult:
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512,
+                 grounding: Grounding | None = None) -> ChatResult:
         resp = self._call("answering", self.client.chat.completions.create, model=self.model_id, messages=messages,
                           max_tokens=max_tokens, temperature=0)
         choices = getattr(resp, "choices", None)
@@ -424,8 +425,8 @@ class OpenAIChat(_Backend):
         completion_tokens = self._token_count(getattr(usage, "completion_tokens", None), own_completion,
                                               "completion tokens", notes, max(max_tokens, 10 * own_completion + 100))
         model = getattr(resp, "model", None)
-        return OpenAIChatResult(text=content, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                model=model if isinstance(model, str) and model else self.model_id, notes=notes)
+        return ChatResult(text=content, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                          model=model if isinstance(model, str) and model else self.model_id, notes=notes)
 
 
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -481,5 +482,57 @@ class OpenAIFineTuner(_Backend):
             out.append({"step": c.step_number, "model": c.fine_tuned_model_checkpoint, **metrics})
         return sorted(out, key=lambda r: r["step"])
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        return self._job(self._call("cancelling the job", self.client.fine_tuning.jobs.cancel, job_id))
+    def cancel(self, job_id: str) -> JobStatus:
+        return JobStatus(**self._job(self._call("cancelling the job", self.client.fine_tuning.jobs.cancel, job_id)))
+
+    def launch(self, job: JobRequest) -> JobStatus:
+        """Upload the train side (and the dev side as the validation file), then create the job."""
+        from ..exports import export
+
+        train_id = self.upload("train.jsonl", export(job.train, "openai"))
+        valid_id = self.upload("validation.jsonl", export(job.dev, "openai")) if job.dev else None
+        created = self.create(job.model, train_id, valid_id, job.hyperparameters, job.suffix, job.seed)
+        return JobStatus(**created, events=[JobEvent(time.time(), "info", f"uploaded {train_id}"
+                                                     + (f" and {valid_id}" if valid_id else ""),
+                                                     data={"training_file": train_id, "validation_file": valid_id})])
+
+    def status(self, job_id: str) -> JobStatus:
+        """State, events, and the loss curve from metric events (or checkpoints when there are none)."""
+        status = JobStatus(**self.retrieve(job_id))
+        events = sorted(self.events(job_id), key=lambda e: e["created_at"])
+        status.events = [JobEvent(**e) for e in events]
+        rows = [e["data"] for e in events if e.get("type") == "metrics" and e.get("data")]
+        if not rows and status.state in ("running", "succeeded"):
+            rows = self.checkpoints(job_id)
+        status.metrics = sorted((_metric_row(m) for m in rows), key=lambda m: m["step"] or 0)
+        return status
+
+
+def _metric_row(m: dict[str, Any]) -> dict[str, Any]:
+    return {"step": m.get("step") or m.get("step_number"), "train_loss": m.get("train_loss"),
+            "valid_loss": m.get("valid_loss"),
+            "train_accuracy": m.get("train_mean_token_accuracy", m.get("train_accuracy"))}
+
+
+# --- registration ----------------------------------------------------------------------------------------
+
+class EmbedderSettings(Strict):
+    model: str = "text-embedding-3-small"
+    dimensions: Annotated[int, Field(gt=0)] | None = None
+
+
+class ChatSettings(Strict):
+    model: str = "gpt-4o-mini"
+    context_window: Annotated[int, Field(gt=0)] | None = None   # for models the price list does not know
+
+
+def register(registry: Any) -> None:
+    """The OpenAI-compatible backends; all share the `openai:` block of configs/providers.yaml."""
+    from .registry import Backend
+
+    registry.add(Backend("embedder", "openai", "OpenAI-compatible embeddings", False,
+                         lambda s, cfg: OpenAIEmbedder(cfg.openai, s.model, dimensions=s.dimensions), EmbedderSettings))
+    registry.add(Backend("chat", "openai", "OpenAI-compatible chat model", False,
+                         lambda s, cfg: OpenAIChat(cfg.openai, s.model), ChatSettings))
+    registry.add(Backend("fine_tuner", "openai", "OpenAI fine-tuning jobs (also Azure OpenAI)", False,
+                         lambda s, cfg: OpenAIFineTuner(cfg.openai)))

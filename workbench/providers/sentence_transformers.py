@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import Strict
 from ..errors import WorkbenchError
 
 
@@ -33,3 +34,23 @@ class SentenceTransformersEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
+
+
+class SentenceTransformersSettings(Strict):
+    model: str | None = None      # a local model folder; nothing is downloaded
+
+
+def _missing() -> str | None:
+    import importlib.util
+
+    return None if importlib.util.find_spec("sentence_transformers") else \
+        'sentence-transformers is not installed: pip install -e ".[torch]"'
+
+
+def register(registry) -> None:
+    from .registry import Backend
+
+    registry.add(Backend("embedder", "sentence-transformers",
+                         "sentence-transformers model from a local folder (optional, torch)", True,
+                         lambda settings, cfg: SentenceTransformersEmbedder(settings.model),
+                         SentenceTransformersSettings, _missing))
