@@ -18,7 +18,7 @@ ws = current_workspace("pages/rag.py")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the index...")
-def _retriever(ws_path: str, built_at: float, embedder_key: str, _ws, _embedder) -> index.Retriever:
+def _retriever(ws_path: str, built_at: float, embedder_key: str, store: str, _ws, _embedder) -> index.Retriever:
     return index.Retriever(_ws, _embedder)
 
 
@@ -113,7 +113,8 @@ if asked:
     try:
         if index.index_is_stale(ws):   # a cached retriever would answer from the old vectors
             raise WorkbenchError(index.STALE_MESSAGE)
-        retriever = _retriever(str(ws.path), meta["built_at"], meta["embedder"], ws, embedder)
+        retriever = _retriever(str(ws.path), meta["built_at"], meta["embedder"], meta.get("vector_store", "faiss"),
+                               ws, embedder)
         with st.spinner("Retrieving and answering..."):
             answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat_context_window)
     except WorkbenchError as exc:

@@ -180,7 +180,7 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
                             for i, (c, h) in enumerate(zip(chunks, hashes))])
         store.persist()
     finally:
-        _close(store)
+        store.close()
     meta = {"embedder": key, "embedder_label": embedder.label, "offline": embedder.offline, "dims": dims,
             "chunks": len(chunks), "chunks_sha256": chunks_fingerprint(hashes), "approximate": approximate,
             "vector_store": store.name, "vector_store_label": store.label,
@@ -194,13 +194,6 @@ def build_index(ws: Workspace, embedder: Any, settings: IndexSettings | None = N
                        reused=len(set(hashes)) - len(missing), seconds=time.perf_counter() - started,
                        approximate=approximate, embedder=embedder.label, embed_tokens=used_tokens,
                        embed_cost_usd=_embedding_cost(embedder, used_tokens))
-
-
-def _close(store: Any) -> None:
-    """Release what a store holds (Qdrant's local mode locks its folder); not every store has anything to release."""
-    close = getattr(store, "close", None)
-    if close is not None:
-        close()
 
 
 def _embedding_cost(embedder: Any, used_tokens: int) -> float | None:
@@ -296,7 +289,7 @@ class Retriever:
         stats = self.store.stats()
         if (len(self.rows) != stats.vectors or stats.dimensions != meta["dims"]
                 or chunks_fingerprint([r["content_sha256"] for r in self.rows]) != meta.get("chunks_sha256")):
-            _close(self.store)
+            self.store.close()
             raise WorkbenchError(STALE_MESSAGE)  # changed between the check and the read, or foreign vectors
         self.meta = meta
         self.embedder = embedder

@@ -147,3 +147,6 @@ class VectorStore(Protocol):
 
     def stats(self) -> StoreStats:
         """How many vectors, of what size, where."""
+
+    def close(self) -> None:
+        """Release what the store holds (a file lock, a connection); nothing more may be done with it."""
