@@ -83,3 +83,26 @@ def test_a_broken_plugin_is_reported_and_the_others_still_load(plugin, tmp_path,
     assert "fake-hash" in {b.name for b in REGISTRY.backends("embedder")}
     assert any(k.startswith("broken (workbench_no_such_module:register)") and "ModuleNotFoundError" in v
                for k, v in REGISTRY.broken.items())
+
+
+def test_every_built_in_backend_implements_its_role_s_protocol(tmp_path):
+    cfg = providers.ProvidersConfig()
+    protocols = {"embedder": providers.Embedder, "chat": providers.ChatModel, "fine_tuner": providers.FineTuner}
+    seen = []
+    for role, protocol in protocols.items():
+        for backend in REGISTRY.backends(role):
+            if backend.why_unavailable():
+                continue
+            made = backend.factory(cfg.settings(role, backend.name), cfg)
+            assert isinstance(made, protocol), (role, backend.name)
+            seen.append((role, backend.name))
+    for backend in REGISTRY.backends("vector_store"):
+        if backend.why_unavailable():
+            continue
+        store = backend.factory(cfg.settings("vector_store", backend.name), cfg).open(tmp_path / backend.name, 4,
+                                                                                       False, True)
+        assert isinstance(store, providers.VectorStore), backend.name
+        store.close()
+        seen.append(("vector_store", backend.name))
+    assert {("embedder", "local"), ("embedder", "openai"), ("chat", "extractive"), ("chat", "openai"),
+            ("fine_tuner", "local"), ("fine_tuner", "openai"), ("vector_store", "faiss")} <= set(seen)

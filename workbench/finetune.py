@@ -219,7 +219,7 @@ def start_job(ws: Workspace, tuner: FineTuner, model: str, hyperparameters: dict
     settings = FineTuneSettings.load(ws)
     side = sides(ws, split)
     train_examples = to_examples(side.train, settings.system_prompt)
-    report = check(train_examples, model, _limit(model, None))
+    report = tuner.check(train_examples, model)
     if not report.ok:
         raise WorkbenchError("the training data has errors; fix them first: "
                              + "; ".join(f.message for f in report.findings if f.severity == "error"))

@@ -213,6 +213,14 @@ class LocalFineTuner:
         hp = Hyperparameters(**{k: v for k, v in job.hyperparameters.items() if k in Hyperparameters.__dataclass_fields__})
         return self._status(finetune.run_local(job.workspace, hp))
 
+    def check(self, examples: list[dict[str, Any]], model: str) -> Any:
+        from ..training_data import check
+
+        return check(examples, model)
+
+    def chat_model(self, fine_tuned_model: str) -> None:
+        return None   # it answers through evaluation's local arm: it picks a training answer, it does not chat
+
     def status(self, job_id: str) -> Any:
         raise WorkbenchError(f"{job_id} ran in this process and finished; its state is in the workspace")
 

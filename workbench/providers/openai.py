@@ -485,6 +485,20 @@ class OpenAIFineTuner(_Backend):
     def cancel(self, job_id: str) -> JobStatus:
         return JobStatus(**self._job(self._call("cancelling the job", self.client.fine_tuning.jobs.cancel, job_id)))
 
+    def check(self, examples: list[dict[str, Any]], model: str) -> Any:
+        """OpenAI's chat fine-tuning format checks, with the model's per-example token limit."""
+        from ..pricing import load_pricing
+        from ..training_data import check
+
+        try:
+            ft = load_pricing().model(model).fine_tuning
+        except WorkbenchError:
+            ft = None
+        return check(examples, model, ft.example_token_limit if ft else 65536)
+
+    def chat_model(self, fine_tuned_model: str) -> OpenAIChat:
+        return OpenAIChat(self.settings, fine_tuned_model)
+
     def launch(self, job: JobRequest) -> JobStatus:
         """Upload the train side (and the dev side as the validation file), then create the job."""
         from ..exports import export

@@ -100,6 +100,9 @@ class FineTuner(Protocol):
     label: str
     offline: bool
 
+    def check(self, examples: list[dict[str, Any]], model: str) -> Any:
+        """The training data checks this provider needs before a job (a training_data.DataReport)."""
+
     def launch(self, job: JobRequest) -> JobStatus:
         """Start a job; returns as soon as the provider has given it an id."""
 
@@ -108,6 +111,9 @@ class FineTuner(Protocol):
 
     def cancel(self, job_id: str) -> JobStatus:
         """Ask the provider to stop the job."""
+
+    def chat_model(self, fine_tuned_model: str) -> ChatModel | None:
+        """The model a finished job yields, as a chat model for the fine-tuned arm (None: it answers otherwise)."""
 
 
 @dataclass
