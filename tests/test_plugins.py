@@ -55,7 +55,7 @@ def test_a_plugin_backend_is_registered_and_configured_like_a_built_in(plugin, t
     with pytest.raises(WorkbenchError) as unknown:
         providers.load_providers_config()
     assert str(unknown.value) == (f"{path}, line 2: field 'chat.provider': unknown chat provider 'scriptd'; "
-                                  "registered: extractive, openai, scripted")
+                                  "registered: extractive, llamacpp, openai, scripted")
 
 
 def test_a_plugin_backend_answers_through_the_library_and_the_cli(plugin, tmp_path, monkeypatch):

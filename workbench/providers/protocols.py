@@ -46,6 +46,7 @@ class ChatResult:
     model: str
     abstained: bool = False          # the model said it cannot answer (its fixed refusal form, or its own flag)
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)   # e.g. time_to_first_token_ms, tokens_per_s
 
 
 @runtime_checkable

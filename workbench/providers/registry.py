@@ -21,7 +21,7 @@ ROLES = ("tokenizer", "embedder", "chat", "fine_tuner", "vector_store")
 # Used only when the package's own entry points are missing (a checkout run without `pip install -e .`).
 BUILTIN = ("workbench.providers.tiktoken_counter", "workbench.providers.local_embedder", "workbench.providers.openai",
            "workbench.providers.sentence_transformers", "workbench.providers.extractive",
-           "workbench.providers.local_trainer", "workbench.providers.faiss_store",
+           "workbench.providers.llamacpp", "workbench.providers.local_trainer", "workbench.providers.faiss_store",
            "workbench.providers.qdrant_store")
 
 

