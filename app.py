@@ -82,6 +82,14 @@ with st.sidebar:
         badge = "offline" if p.offline else "remote"
         st.caption(f"**{p.role.replace('_', '-')}**: {escape_markdown(p.label)} · _{badge}_"
                    + (f" · cannot run here: {escape_markdown(p.unavailable)}" if p.unavailable else ""))
+    if any(p.name == "openai" for p in active) and st.button("Test connection", key="providers_test"):
+        try:
+            found = providers.check_connection()
+        except WorkbenchError as exc:
+            st.error(escape_markdown(exc))
+        else:
+            st.success(f"{escape_markdown(found.base_url)} answers: {len(found.models)} model(s); "
+                       + "; ".join(f"{role}: {escape_markdown(m)} is offered" for role, m in found.checked.items()))
     for plugin, why in providers.REGISTRY.broken.items():
         st.warning(f"Provider plugin {escape_markdown(plugin)} failed to load: {escape_markdown(why)}")
 

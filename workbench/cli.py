@@ -231,6 +231,29 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
                f"cost {cost} ({answer.cost_note})")
 
 
+# --- providers --------------------------------------------------------------------------------------
+
+@main.group("providers")
+def providers_group() -> None:
+    """The backend serving each role, and the connection to an OpenAI-compatible server."""
+
+
+@providers_group.command("list")
+def providers_list() -> None:
+    for p in providers.active_providers(providers.load_providers_config()):
+        click.echo(f"{p.role:<13}{p.name:<22}{p.label}" + (f"  (cannot run here: {p.unavailable})"
+                                                            if p.unavailable else ""))
+
+
+@providers_group.command("test")
+def providers_test() -> None:
+    """Reach the OpenAI-compatible server of configs/providers.yaml, list its models, check the configured ones."""
+    found = providers.check_connection()
+    click.echo(f"{found.base_url}: {len(found.models)} model(s): {', '.join(found.models)}")
+    for role, model in found.checked.items():
+        click.echo(f"  {role}: {model} is offered")
+
+
 # --- fine-tune --------------------------------------------------------------------------------------
 
 @main.group("finetune")

@@ -23,7 +23,7 @@ from .registry import REGISTRY, ROLES, Backend, NoSettings, Registry
 __all__ = ["Backend", "ChatModel", "ChatResult", "Embedder", "FineTuner", "Grounding", "JobEvent", "JobRequest",
            "JobStatus", "NoSettings", "ProviderInfo", "ProvidersConfig", "REGISTRY", "Registry", "StoreStats",
            "VectorHit", "VectorStore", "active_providers", "get_chat_model", "get_embedder", "get_fine_tuner",
-           "get_vector_store", "load_providers_config"]
+           "get_vector_store", "load_providers_config", "check_connection", "Connection"]
 
 
 class Choice(BaseModel):
@@ -145,3 +145,25 @@ def get_fine_tuner(cfg: ProvidersConfig | None = None, name: str | None = None) 
 def get_vector_store(cfg: ProvidersConfig | None = None) -> Any:
     """The configured vector store's opener: `.open(index_dir, dimensions, approximate, fresh)` -> VectorStore."""
     return _make("vector_store", cfg)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What an OpenAI-compatible server offers, and the configured models found there."""
+
+    base_url: str
+    models: list[str]
+    checked: dict[str, str]          # role -> the configured model, offered by the server
+
+
+def check_connection(cfg: ProvidersConfig | None = None) -> Connection:
+    """Reach the configured OpenAI-compatible server, list its models and check the ones the roles use."""
+    from .openai import DEFAULT_BASE_URL, list_models, require_model
+
+    cfg = cfg or load_providers_config()
+    models = list_models(cfg.openai)
+    checked = {role: cfg.settings(role).model for role in ("embedder", "chat")
+               if getattr(cfg, role).provider == "openai"}
+    for model in checked.values():
+        require_model(cfg.openai, models, model)
+    return Connection(cfg.openai.base_url or DEFAULT_BASE_URL, models, checked)

@@ -528,6 +528,28 @@ def _metric_row(m: dict[str, Any]) -> dict[str, Any]:
             "train_accuracy": m.get("train_mean_token_accuracy", m.get("train_accuracy"))}
 
 
+def list_models(settings: OpenAISettings) -> list[str]:
+    """The models an OpenAI-compatible server offers (GET /models): a connection test with a clear error."""
+    import openai
+
+    client = make_client(settings)
+    try:
+        page = client.models.list()
+        return sorted(str(m.id) for m in page.data)
+    except openai.OpenAIError as exc:
+        raise explain(exc, f"listing the models at {settings.base_url or DEFAULT_BASE_URL}", settings) from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise explain(exc, "listing the models", settings) from None
+
+
+def require_model(settings: OpenAISettings, models: list[str], model: str) -> None:
+    """Refuse a model the server does not offer (not pulled into Ollama, say), listing those it does."""
+    if model not in models:
+        shown = ", ".join(models[:20]) + (" ..." if len(models) > 20 else "") or "none"
+        raise WorkbenchError(f"the server at {settings.base_url or DEFAULT_BASE_URL} does not offer the model "
+                             f"'{model}' (pull or load it first, e.g. `ollama pull {model}`); it offers: {shown}")
+
+
 # --- registration ----------------------------------------------------------------------------------------
 
 class EmbedderSettings(Strict):
