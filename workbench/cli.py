@@ -471,7 +471,7 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
     ids = {q.id for q in questions}
     pending = [r for r in evaluation.runs(ws) if r["state"] != "complete"
                and json.loads(r["settings"])["arms"] == arm_list
-               and {q.id for q in evaluation._load_run(ws, r["id"])[1]} == ids]
+               and {q.id for q in evaluation.run_questions(ws, r["id"])} == ids]
     if pending:
         run_id = pending[0]["id"]
         click.echo(f"resuming {run_id} with the settings it was started with", err=True)

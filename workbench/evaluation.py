@@ -326,6 +326,11 @@ def run_settings(ws: Workspace, run_id: str) -> EvalSettings:
     return _load_run(ws, run_id)[0]
 
 
+def run_questions(ws: Workspace, run_id: str) -> list[QAPair]:
+    """The questions a run scores, as they were when it was created."""
+    return _load_run(ws, run_id)[1]
+
+
 def _load_run(ws: Workspace, run_id: str) -> tuple[EvalSettings, list[QAPair]]:
     with ws.db() as db:
         row = db.execute("SELECT settings, questions FROM eval_runs WHERE id = ?", (run_id,)).fetchone()
