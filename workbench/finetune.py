@@ -19,7 +19,7 @@ from .errors import WorkbenchError
 from .overlap import TrainingRecord
 from .parsing import QAPair
 from .providers.protocols import FineTuner, JobRequest
-from .pricing import PriceBook, load_pricing
+from .pricing import DEFAULT_EXAMPLE_TOKEN_LIMIT, PriceBook, load_pricing
 from .splits import Split, saved_split, sides
 from .training_data import DataReport, check, example_count_issue, to_examples
 from .workspace import Workspace
@@ -58,16 +58,8 @@ def check_workspace(ws: Workspace, model: str | None = None, book: PriceBook | N
     """Every check on the training side of the saved split (or on all pairs before a split is made)."""
     settings = FineTuneSettings.load(ws)
     model = model or settings.model
-    limit = _limit(model, book)
+    limit = (book or load_pricing()).example_token_limit(model)
     return check(training_examples(ws, settings=settings), model, limit)
-
-
-def _limit(model: str, book: PriceBook | None) -> int:
-    try:
-        ft = (book or load_pricing()).model(model).fine_tuning
-    except WorkbenchError:
-        return 65536
-    return ft.example_token_limit if ft else 65536
 
 
 @dataclass
@@ -96,7 +88,7 @@ def preview(per_example_tokens: list[int], model: str, epochs: int | Literal["au
         n_epochs, rule = int(auto_epochs(n)), "auto: 3, fewer for large sets, more for small ones"
     else:
         n_epochs, rule = int(epochs), "chosen"
-    limit = ft.example_token_limit if ft else 65536
+    limit = ft.example_token_limit if ft else DEFAULT_EXAMPLE_TOKEN_LIMIT
     billed = sum(min(limit, t) for t in per_example_tokens) * n_epochs
     if ft is None:
         cost, note = None, f"{model} has no fine-tuning price"

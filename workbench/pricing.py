@@ -18,6 +18,9 @@ Usd = Annotated[float, Field(ge=0, le=1_000_000)]
 Positive = Annotated[float, Field(gt=0)]
 
 
+DEFAULT_EXAMPLE_TOKEN_LIMIT = 65536     # tokens per fine-tuning example, where a model's own limit is not known
+
+
 class FineTuningPrice(Strict):
     snapshot: str | None = None
     training: Usd | None = None                    # per 1M billed training tokens (hosted)
@@ -26,7 +29,7 @@ class FineTuningPrice(Strict):
     output: Usd | None = None
     training_usd_per_hour: Usd | None = None      # self-hosted: GPU time
     training_tokens_per_s: Positive | None = None
-    example_token_limit: Annotated[int, Field(gt=0)] = 65536
+    example_token_limit: Annotated[int, Field(gt=0)] = DEFAULT_EXAMPLE_TOKEN_LIMIT
     new_jobs_end: dt.date | None = None
     shutdown: dt.date | None = None
 
@@ -104,6 +107,14 @@ class PriceBook(Strict):
 
     def model(self, name: str, field: str = "model") -> ModelPrice:
         return self._find(self.models, name, "model", field)
+
+    def example_token_limit(self, name: str) -> int:
+        """The per-example token limit of fine-tuning a model (the default for unknown models)."""
+        try:
+            ft = self.model(name).fine_tuning
+        except WorkbenchError:
+            return DEFAULT_EXAMPLE_TOKEN_LIMIT
+        return ft.example_token_limit if ft else DEFAULT_EXAMPLE_TOKEN_LIMIT
 
     def embedding(self, name: str, field: str = "embedding_model") -> EmbeddingPrice:
         return self._find(self.embeddings, name, "embedding model", field)

@@ -490,11 +490,7 @@ class OpenAIFineTuner(_Backend):
         from ..pricing import load_pricing
         from ..training_data import check
 
-        try:
-            ft = load_pricing().model(model).fine_tuning
-        except WorkbenchError:
-            ft = None
-        return check(examples, model, ft.example_token_limit if ft else 65536)
+        return check(examples, model, load_pricing().example_token_limit(model))
 
     def chat_model(self, fine_tuned_model: str) -> OpenAIChat:
         return OpenAIChat(self.settings, fine_tuned_model)
