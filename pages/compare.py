@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from pageshell import current_workspace
+from pageshell import chat_model, current_workspace
 from workbench import charts, corpus, evaluation, finetune, parsing
 from workbench.errors import WorkbenchError
 from workbench.exports import dataframe_csv
@@ -29,6 +29,9 @@ with st.container(border=True):
     threshold = c2.slider("Send to RAG at relevance ≥", 0.0, 1.0, 0.45, 0.01, key="cmp_threshold",
                           disabled=rule != "relevance")
     concurrency = c3.number_input("Concurrent calls", 1, 32, 4, key="cmp_concurrency")
+    limit = c3.number_input("Questions to score (0 = all)", 0, 100_000, 0, key="cmp_limit",
+                            help="A seeded sample of the questions, answerable and unanswerable in their shares: a "
+                                 "quicker first look with a slow local model. Fewer questions give wider intervals.")
     models = finetune.trained_models(ws)
     ft_model = c3.selectbox("Fine-tuned arm", [m.id for m in models] or ["(none yet)"], key="cmp_ft",
                             format_func=lambda i: next((m.label for m in models if m.id == i), i))
@@ -94,7 +97,7 @@ if start:
         settings = evaluation.EvalSettings(arms=arms, router_rule=rule, router_threshold=threshold,
                                            concurrency=int(concurrency), ft_model=ft_model if models else None,
                                            allow_overlap=allow_overlap)
-        run_id = evaluation.create_run(ws, _questions(), settings)
+        run_id = evaluation.create_run(ws, evaluation.sample_questions(_questions(), int(limit)), settings)
         st.session_state.cmp_run_id = run_id
         _run(run_id)
     except WorkbenchError as exc:
@@ -136,10 +139,13 @@ for a in run_arms:
         st.warning(f"{summary[a]['label']}: {summary[a]['errors']} question(s) failed "
                    f"({escape_markdown(summary[a]['first_error'])}); "
                    "Resume tries them again.")
-offline = [summary[a]["provider"] for a in run_arms if "stand-in" in summary[a]["provider"]]
+offline = [summary[a]["provider"] for a in run_arms
+           if "stand-in" in summary[a]["provider"] or "demo quality" in summary[a]["provider"]]
 if offline:
-    st.caption("Offline stand-ins in this run: " + "; ".join(escape_markdown(o) for o in sorted(set(offline)))
-               + ". Their figures show the workflow, not what a hosted LLM would score.")
+    st.caption("Offline stand-ins and tiny local models in this run: "
+               + "; ".join(escape_markdown(o) for o in sorted(set(offline)))
+               + ". Their figures show the workflow and the gap between the arms on this model, not what a larger "
+                 "LLM would score.")
 
 rows = []
 for a in run_arms:
@@ -179,19 +185,20 @@ if d3.button("Send measured figures to Estimate", width="stretch", key="cmp_to_e
                "page shows them beside its figures.")
 
 with st.expander("LLM judge (optional)"):
-    from workbench import providers as _providers
-
     try:
-        judge_model = _providers.get_chat_model()
+        judge_model = chat_model()
     except WorkbenchError as exc:
         judge_model = None
         st.error(escape_markdown(str(exc)))
     if judge_model is None or not judge_model.generative:
-        st.caption("Needs a chat model: switch `chat` to an OpenAI-compatible provider in configs/providers.yaml. "
-                   "The offline extractive answerer cannot grade.")
+        st.caption("Needs a language model: the extractive answerer cannot grade. Set `chat` to `llamacpp` or an "
+                   "OpenAI-compatible provider in configs/providers.yaml.")
     else:
         st.caption(f"{escape_markdown(judge_model.label)} grades each answered question for correctness (against "
-                   "the gold answer) and faithfulness (against the retrieved context); verdicts are saved with the run.")
+                   "the gold answer) and faithfulness (against the retrieved context), replying in JSON constrained "
+                   "to a schema; verdicts are saved with the run."
+                   + (" A tiny local model's verdicts are demo quality: check their agreement with F1."
+                      if "demo quality" in judge_model.label else ""))
         if st.button("Run the judge", key="cmp_judge"):
             try:
                 st.session_state.cmp_judge_report = evaluation.judge(ws, chosen, judge_model)

@@ -85,6 +85,17 @@ def _apply_prefill() -> None:
     st.session_state.est_prefill_notes = notes or ["No Decide answers or workspace data that change the scenario."]
 
 
+def _use_measured_speeds() -> None:
+    speeds, notes = scenario.measured_speeds(evaluation.measured_figures(ws))
+    st.session_state[_key("latency_custom")] = True
+    for arm in ("rag_model", "ft_model"):
+        figures = getattr(speeds, arm)
+        if figures:
+            for field, value in figures.model_dump().items():
+                st.session_state[_key(f"latency.{arm}.{field}")] = value
+    st.session_state.est_prefill_notes = [escape_markdown(n) for n in notes]
+
+
 def _load_saved(name: str) -> None:
     _load_into_widgets(scenario.get_saved_scenario(ws, name))
     st.session_state.est_prefill_notes = [f"Loaded saved scenario '{escape_markdown(name)}'."]
@@ -168,6 +179,12 @@ with inputs:
                         key=_key("latency.embed_query_ms"))
         st.number_input("Vector search (ms); empty = configured default", min_value=0.0, step=1.0,
                         key=_key("latency.vector_search_ms"))
+        speeds, _ = scenario.measured_speeds(evaluation.measured_figures(ws))
+        if speeds.rag_model or speeds.ft_model:
+            st.button("Use the model speeds measured on this machine", key="est_measured_speeds",
+                      on_click=_use_measured_speeds,
+                      help="Time to first token and tokens per second of the local model, from its answers in the "
+                           "last Compare run: what a self-hosted model on hardware like this would do.")
         custom_latency = st.checkbox("Set model speeds myself", key=_key("latency_custom"))
         if custom_latency:
             for arm, label, model in (("rag_model", "RAG model", st.session_state[_key("rag.model")]),

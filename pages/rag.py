@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import ValidationError
 import streamlit as st
 
-from pageshell import current_workspace
+from pageshell import chat_model, current_workspace
 from workbench import charts, corpus, index, providers, rag
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings
 from workbench.errors import WorkbenchError
@@ -26,10 +26,15 @@ st.title("RAG: retrieve and answer with citations")
 try:
     pcfg = providers.load_providers_config()
     embedder = providers.get_embedder(pcfg)
-    chat = providers.get_chat_model(pcfg)
 except WorkbenchError as exc:
     st.error(f"Provider configuration: {escape_markdown(exc)}")
     st.stop()
+try:
+    chat = chat_model()
+except WorkbenchError as exc:   # e.g. the bundled model not installed: the page still answers, without an LLM
+    st.warning(f"The configured chat model cannot run: {escape_markdown(exc)}. Answering with the extractive "
+               "answerer (no language model) meanwhile.")
+    chat = chat_model("extractive")
 
 settings = index.load_settings(ws)
 docs = corpus.documents(ws)
@@ -100,6 +105,20 @@ with st.expander("Retrieval settings", expanded=False):
     if retrieval != settings.retrieval:
         index.save_settings(ws, settings.model_copy(update={"retrieval": retrieval}))
 
+answerers = {chat.name: chat.label}
+if chat.name != "extractive":
+    answerers["extractive"] = providers.REGISTRY.get("chat", "extractive").label
+if len(answerers) > 1:
+    picked = st.radio("Answerer", list(answerers), format_func=answerers.get, horizontal=True, key="rag_answerer",
+                      help="The configured chat model (configs/providers.yaml), or the extractive answerer, which "
+                           "quotes the best matching sentence and uses no language model.")
+    if picked != chat.name:
+        try:
+            chat = chat_model(picked)
+        except WorkbenchError as exc:
+            st.error(escape_markdown(exc))
+            st.stop()
+
 examples = [p.question for p in corpus.qa_pairs(ws)][:60]
 with st.form("ask"):
     if examples:
@@ -115,8 +134,16 @@ if asked:
             raise WorkbenchError(index.STALE_MESSAGE)
         retriever = _retriever(str(ws.path), meta["built_at"], meta["embedder"], meta.get("vector_store", "faiss"),
                                ws, embedder)
-        with st.spinner("Retrieving and answering..."):
-            answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat_context_window)
+        live, pieces = st.empty(), []
+
+        def on_token(piece: str) -> None:   # the answer as the model writes it
+            pieces.append(piece)
+            live.markdown(f"#### {escape_markdown(''.join(pieces))} ▌")
+
+        with st.spinner(f"Retrieving and answering with {chat.label}..."):
+            answer = rag.ask(q, retriever, chat, retrieval, context_window=pcfg.chat_context_window,
+                             on_token=on_token if chat.generative else None)
+        live.empty()
     except WorkbenchError as exc:
         st.error(escape_markdown(exc))
     else:
@@ -131,11 +158,12 @@ if history:
             st.warning(escape_markdown(a["text"]))
         else:
             st.markdown(f"#### {escape_markdown(a['text'])}")  # document text, shown as text
-        if a["offline"]:
+        if not a.get("generative", True):
             st.caption(f"Answered by the **{escape_markdown(a['provider'])}**. It quotes the best matching sentence; "
-                       "a real chat model is switched on in configs/providers.yaml.")
+                       "pick the language model above, or configure one in configs/providers.yaml.")
         else:
-            st.caption(f"Answered by {escape_markdown(a['provider'])}.")
+            st.caption(f"Answered by **{escape_markdown(a['provider'])}**"
+                       + (", on this machine." if a["offline"] else "."))
         cost = f"${a['cost_usd']:.6f}" if a["cost_usd"] is not None else "unknown"
         k1, k2, k3, k4 = st.columns(4)
         k1.metric("Latency", f"{a['latency_ms']['total']:,.0f} ms")
@@ -143,6 +171,10 @@ if history:
         k3.metric("Cost", cost)
         k4.metric("Best relevance", f"{a['best_relevance']:.2f}")
         st.caption(escape_markdown(a["cost_note"]))  # names the model, and $ would start LaTeX
+        t = a.get("timings") or {}
+        if t.get("tokens_per_s"):
+            st.caption(f"Time to first token {t['time_to_first_token_ms']:,.0f} ms · {t['tokens_per_s']:,.0f} tokens/s "
+                       "decoding, measured on this machine.")
         st.plotly_chart(charts.answer_latency(a["latency_ms"]), width="stretch", key="rag_latency_chart")
         st.markdown("**Citations**")
         for c in a["citations"]:

@@ -16,6 +16,20 @@ def workbench_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def quick_answerer(request, tmp_path, monkeypatch):
+    """Chat by the extractive answerer, unless a test is marked `local_llm` (the shipped providers.yaml).
+
+    The bundled local LLM takes seconds per RAG question on 2 cores and most tests score dozens of
+    questions; the tests marked local_llm run it through the library, the pages and the browser.
+    """
+    if request.node.get_closest_marker("local_llm"):
+        return
+    path = tmp_path / "providers-quick.yaml"
+    path.write_text("chat: {provider: extractive}\n")
+    monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
+
+
 @pytest.fixture
 def app_test(monkeypatch):
     """Build an AppTest of the app, with a timeout fit for a slow CI machine."""

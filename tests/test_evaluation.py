@@ -190,7 +190,7 @@ class GradingModel:
 
     name, label, offline, model_id, generative = "grader", "grader", False, "grader", True
 
-    def complete(self, messages, max_tokens=50, grounding=None):
+    def complete(self, messages, max_tokens=50, grounding=None, *, schema=None, on_token=None):
         from workbench.providers import ChatResult
 
         text = messages[-1]["content"]
@@ -311,7 +311,7 @@ class ScriptedChat:
     def __init__(self, reply):
         self.reply, self.label = reply, f"scripted: {reply[:20]}"
 
-    def complete(self, messages, max_tokens=512, grounding=None):
+    def complete(self, messages, max_tokens=512, grounding=None, *, schema=None, on_token=None):
         from workbench.providers import ChatResult
         return ChatResult(self.reply, 10, 5, "scripted")
 

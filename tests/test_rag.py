@@ -129,7 +129,7 @@ def test_openai_embeddings_and_chat_end_to_end(openai_server, openai_providers):
     paths = [r["path"] for r in openai_server.requests]
     assert "/v1/embeddings" in paths and "/v1/chat/completions" in paths
     chat_body = next(r["json"] for r in openai_server.requests if r["path"] == "/v1/chat/completions")
-    assert "New invoices are due 30 days" in chat_body["messages"][1]["content"]
+    assert "New invoices are due 30 days" in chat_body["messages"][-1]["content"]
 
 
 def test_rate_limit_is_retried_then_succeeds(openai_server, openai_providers):

@@ -442,8 +442,11 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
 @click.option("--allow-overlap", is_flag=True,
               help="Score the fine-tuned arm even on questions it was trained or tuned on (the run is marked "
                    "contaminated).")
+@click.option("--limit", default=0, type=click.IntRange(min=0),
+              help="Score a seeded sample of this many questions (answerable and unanswerable in their shares).")
 def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str, out_path: Path,
-             ws_name: str | None, router_rule: str, concurrency: int, judge: bool, allow_overlap: bool) -> None:
+             ws_name: str | None, router_rule: str, concurrency: int, judge: bool, allow_overlap: bool,
+             limit: int) -> None:
     """Evaluate every arm on the same questions of any corpus and write RESULTS.json."""
     import hashlib
 
@@ -464,6 +467,9 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
         for p in report_.problems:
             click.echo(f"{p.level}: {p}", err=True)
     questions, why = _eval_questions(ws, qa_path.name, train_path.name if train_path else None, arm_list)
+    if limit and limit < len(questions):
+        questions = evaluation.sample_questions(questions, limit)
+        why += f"; a seeded sample of {len(questions)} (--limit)"
     click.echo(f"scoring {len(questions)} question(s): {why}", err=True)
     if any(a in arm_list for a in evaluation.FT_ARMS) and not finetune.trained_models(ws):
         click.echo("training the local stand-in for the fine-tuned arm", err=True)
@@ -604,13 +610,26 @@ def tokens_cmd(files: tuple[str, ...], text: str | None, model: str, chat: bool)
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 @click.option("--workspace", "ws_name", help="Use this workspace's custom prices and save the scenario there.")
 @click.option("--tornado", "tornado_pair", metavar="A,B", help="Also print the inputs that move A minus B most.")
-def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pair: str | None) -> None:
+@click.option("--measured-speeds", is_flag=True,
+              help="Use the model speeds measured in the workspace's last Compare run (a local model on this machine).")
+def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pair: str | None,
+             measured_speeds: bool) -> None:
     """Cost and latency of fine-tuning, RAG and the hybrids for a scenario (YAML)."""
     s = scenario.load_scenario(scenario_file)
     book = pricing.load_pricing()
+    speed_notes: list[str] = []
+    if measured_speeds and not ws_name:
+        raise click.UsageError("--measured-speeds needs --workspace (the speeds come from its Compare run)")
     if ws_name:
         ws = workspace.open_workspace(ws_name, create=True)
         book = book.with_custom(pricing.saved_custom_prices(ws), source=f"workspace {ws_name}")
+        if measured_speeds:
+            speeds, speed_notes = scenario.measured_speeds(evaluation.measured_figures(ws))
+            if not speed_notes:
+                raise WorkbenchError(f"workspace {ws_name} has no model speeds measured: run Compare with a local "
+                                     "model (the llamacpp chat provider) first")
+            s = s.model_copy(update={"latency": s.latency.model_copy(update={
+                k: v for k, v in (("rag_model", speeds.rag_model), ("ft_model", speeds.ft_model)) if v})})
         scenario.save_scenario(ws, s)
     try:
         est = costs.estimate(s, book)
@@ -618,6 +637,8 @@ def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pai
         exc.file = exc.file or scenario_file
         raise
     data = est.to_dict()
+    if speed_notes:
+        data["measured_speeds"] = speed_notes
     if tornado_pair:
         a, _, b = tornado_pair.partition(",")
         t = sensitivity.tornado(est.params, a.strip(), b.strip() or None)
@@ -628,6 +649,8 @@ def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pai
         _echo_json(data)
         return
     click.echo(f"{s.name}: {s.queries_per_month:,.0f} queries/month over {s.months} months")
+    for note in speed_notes:
+        click.echo(f"Latency: {note}")
     click.echo(f"{'option':<30}{'setup':>12}{'monthly':>12}{'per query':>12}{'total':>14}{'latency':>10}")
     for o in est.options.values():
         click.echo(f"{o.label:<30}{costs.format_usd(o.setup_cost_usd):>12}{costs.format_usd(o.monthly_cost_usd):>12}"

@@ -67,6 +67,7 @@ class QuestionResult:
     routed_to: str | None = None
     provider: str = ""
     error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)   # a local model's time to first token, tokens/s
 
 
 # --- the arms ---------------------------------------------------------------------------------------
@@ -124,17 +125,18 @@ class Arms:
 
     def base(self, p: QAPair) -> QuestionResult:
         t0 = time.perf_counter()
-        messages = [{"role": "system", "content": self.prompts.closed_book_system()},
-                    {"role": "user", "content": p.question}]
-        out = self.chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
+        messages = self.prompts.closed_book_messages(p.question)
+        out = self.chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens,
+                                 schema=self.prompts.schema_for(self.chat))
         prompt_tokens = out.prompt_tokens or tokens.count_messages(messages)
         output_tokens = out.completion_tokens or tokens.count(out.text)
         price = rag.model_prices(self.book, self.chat.model_id)
         cost = 0.0 if self.chat.offline else \
             (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6 if price else None
-        r = self._result("base", p, out.text, out.abstained or rag.is_refusal(out.text, self.prompts),
-                         provider=self.chat.label, prompt_tokens=prompt_tokens, output_tokens=output_tokens, cost=cost)
-        r.latency_ms = {"generate": (time.perf_counter() - t0) * 1000}
+        text, abstained = rag.read_reply(out, self.prompts, self.chat)
+        r = self._result("base", p, text, abstained, provider=self.chat.label, prompt_tokens=prompt_tokens,
+                         output_tokens=output_tokens, cost=cost)
+        r.latency_ms, r.timings = {"generate": (time.perf_counter() - t0) * 1000}, dict(out.timings)
         return r
 
     def _search(self, p: QAPair):
@@ -153,7 +155,7 @@ class Arms:
                             relevance=answer.best_relevance, latency={k: v for k, v in answer.latency_ms.items()
                                                                       if k != "total"},
                             prompt_tokens=answer.prompt_tokens, output_tokens=answer.output_tokens,
-                            cost=answer.cost_usd, provider=answer.provider)
+                            cost=answer.cost_usd, provider=answer.provider, timings=answer.timings)
 
     def rag(self, p: QAPair) -> QuestionResult:
         retrieval = self._search(p)
@@ -174,8 +176,11 @@ class Arms:
             out = self.ft_chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
             price = self.ft_prices()
             cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
-            r = self._result("ft", p, out.text, rag.is_refusal(out.text, self.prompts), provider=self.ft_label(),
-                             prompt_tokens=out.prompt_tokens, output_tokens=out.completion_tokens, cost=cost)
+            # a tuned model answers in the form it was trained on (prose), whatever the templates ask
+            r = self._result("ft", p, out.text, out.abstained or rag.is_refusal(out.text, self.prompts),
+                             provider=self.ft_label(), prompt_tokens=out.prompt_tokens,
+                             output_tokens=out.completion_tokens, cost=cost)
+            r.timings = dict(out.timings)
         r.latency_ms = {"generate": (time.perf_counter() - t0) * 1000}
         return r
 
@@ -224,13 +229,13 @@ class Arms:
     def _result(arm: str, p: QAPair, text: str, abstained: bool, retrieved: list[str] | None = None,
                 context: str = "", relevance: float | None = None, latency: dict[str, float] | None = None,
                 prompt_tokens: int = 0, output_tokens: int = 0, cost: float | None = 0.0,
-                provider: str = "") -> QuestionResult:
+                provider: str = "", timings: dict[str, float] | None = None) -> QuestionResult:
         return QuestionResult(arm=arm, question_id=p.id, question=p.question, gold=p.answer,
                               category=p.category or ("unanswerable" if not p.answer else "factual"), answer=text,
                               abstained=abstained, gold_docs=list(p.doc_ids), gold_grades=dict(p.doc_grades),
                               retrieved=retrieved or [], context=context, relevance=relevance,
                               latency_ms=latency or {}, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-                              cost_usd=cost, provider=provider)
+                              cost_usd=cost, provider=provider, timings=dict(timings or {}))
 
 
 class RouterClassifier:
@@ -653,6 +658,7 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
                                               "errors", "unpriced")}
         provider = next((r.provider for r in rows if r.provider), "")
         out[arm] = {"label": ARM_LABELS[arm], "provider": provider, "metrics": figures, **extras,
+                    "model_speed": model_speed(rows),
                     "first_error": next((r.error for r in rows if r.error), None),
                     "per_question": [{**asdict(r), "score": _score(r), "f1": metrics.token_f1(r.answer, r.gold),
                                       "exact_match": metrics.exact_match(r.answer, r.gold)} for r in rows]}
@@ -681,6 +687,23 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
     return out
 
 
+def model_speed(rows: list[QuestionResult]) -> dict[str, Any] | None:
+    """A local model's speed on this machine, from its own timings: time to first token as a fixed part
+    plus a part per 1k prompt tokens (least squares over the answers), and median decode tokens/s."""
+    timed = [r for r in rows if r.error is None and r.timings.get("tokens_per_s") and r.prompt_tokens]
+    if len(timed) < 2:
+        return None
+    prompt = np.array([r.prompt_tokens for r in timed], dtype=float)
+    ttft = np.array([r.timings.get("time_to_first_token_ms", 0.0) for r in timed], dtype=float)
+    slope, fixed = np.polyfit(prompt, ttft, 1) if np.ptp(prompt) > 0 else (0.0, float(np.median(ttft)))
+    if fixed < 0:                      # a line through the origin when the fit would start below zero
+        slope, fixed = float(prompt @ ttft / (prompt @ prompt)), 0.0
+    return {"ttft_ms": float(fixed), "ms_per_1k_prompt_tokens": float(max(slope, 0.0) * 1000),
+            "output_tokens_per_s": float(np.median([r.timings["tokens_per_s"] for r in timed])),
+            "time_to_first_token_ms_p50": float(np.median(ttft)), "prompt_tokens_p50": float(np.median(prompt)),
+            "n": len(timed)}
+
+
 def _local_embedder() -> Any:
     from .providers.local_embedder import LocalEmbedder
     return LocalEmbedder()
@@ -698,6 +721,7 @@ def save_measured(ws: Workspace, summary: dict[str, Any]) -> dict[str, dict[str,
                             "latency_ms_p50_by_stage": summary[arm]["latency_ms_p50_by_stage"],
                             "prompt_tokens": m["prompt_tokens"], "output_tokens": m["output_tokens"],
                             "cost_per_query_usd": m["cost_per_query_usd"], "run_id": summary["run"]["id"],
+                            "model_speed": summary[arm].get("model_speed"),
                             "questions": summary["run"]["questions"], "measured_at": time.time()}
     ws.set_state(MEASURED_KEY, measured)
     return measured
@@ -716,6 +740,23 @@ def default_questions(ws: Workspace) -> list[QAPair]:
     if not test:
         raise WorkbenchError("no test questions: add question/answer pairs on the Data page")
     return test
+
+
+def sample_questions(questions: list[QAPair], n: int | None, seed: int = 0) -> list[QAPair]:
+    """A seeded sample of n questions for a quicker run (a slow local model), answerable and unanswerable
+    ones in their shares; all of them when n is None, 0 or not below the count. Order is kept."""
+    if not n or n >= len(questions):
+        return list(questions)
+    groups = [[q for q in questions if q.answer], [q for q in questions if not q.answer]]
+    take = [min(len(g), round(n * len(g) / len(questions))) for g in groups]
+    for i in (0, 1):                      # rounding: give the rest to whichever group has room
+        while sum(take) < n and take[i] < len(groups[i]):
+            take[i] += 1
+    while sum(take) > n:
+        take[take.index(max(take))] -= 1
+    rng = np.random.default_rng(seed)
+    chosen = {g[j].id for g, k in zip(groups, take) for j in rng.choice(len(g), size=k, replace=False)}
+    return [q for q in questions if q.id in chosen]
 
 
 def build_arms(ws: Workspace, settings: EvalSettings) -> Arms:
@@ -740,6 +781,8 @@ JUDGE_SYSTEM = ("You grade answers to questions about a product's documentation.
                 '{"correct": true or false, "faithful": true or false}. correct: the candidate answer means the '
                 "same as the reference answer. faithful: every claim in the candidate is supported by the context "
                 "(true when there is no context and the candidate makes no claim).")
+JUDGE_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False, "required": ["correct", "faithful"],
+                                "properties": {"correct": {"type": "boolean"}, "faithful": {"type": "boolean"}}}
 
 
 def _verdict(text: str) -> dict[str, bool] | None:
@@ -776,9 +819,13 @@ def judge(ws: Workspace, run_id: str, chat: Any, concurrency: int = 4) -> dict[s
         arm, r = item
         user = (f"Question: {r.question}\nReference answer: {r.gold}\nCandidate answer: {r.answer}\n"
                 f"Context:\n{r.context or '(none)'}")
-        out = chat.complete([{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}],
-                            max_tokens=50)
-        return f"{arm}:{r.question_id}", _verdict(out.text)
+        messages = [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+        verdict = None
+        for _ in range(2):   # constrained where the backend can; one retry for a server that ignored the schema
+            verdict = _verdict(chat.complete(messages, max_tokens=50, schema=JUDGE_SCHEMA).text)
+            if verdict is not None:
+                break
+        return f"{arm}:{r.question_id}", verdict
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for k, v in pool.map(ask, todo):

@@ -5,17 +5,26 @@ prices, and which provider produced it (so an offline stand-in is never mistaken
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal
 
 from . import tokens
 from .config import Strict, config_path, load_model
 from .errors import WorkbenchError
 from .index import Hit, Retrieval, RetrievalSettings, Retriever
 from .pricing import PriceBook, load_pricing
-from .providers.protocols import ChatModel, Grounding
+from .providers.protocols import ChatModel, ChatResult, Grounding
+
+
+class Example(Strict):
+    """A worked example turn shown before the question: small models copy its form and length."""
+
+    question: str
+    answer: str            # "{refusal}" for an example the model should decline
+    context: str = ""      # the passages of a RAG example (ignored by the closed-book template)
 
 
 class RagPrompt(Strict):
@@ -23,14 +32,24 @@ class RagPrompt(Strict):
     user: str
     passage: str
     max_output_tokens: int = 400
+    examples: list[Example] = []
 
 
 class ClosedBookPrompt(Strict):
     system: str
+    examples: list[Example] = []
+
+
+REPLY_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["answerable", "answer"],
+    "properties": {"answerable": {"type": "boolean"}, "answer": {"type": "string", "maxLength": 1000}}}
 
 
 class Prompts(Strict):
     refusal: str = "I cannot answer that from what I know."
+    # text: the model answers in prose and declines with the refusal sentence; json: it replies
+    # {"answerable": bool, "answer": str}, constrained to that schema (llama.cpp grammar, structured outputs)
+    reply: Literal["text", "json"] = "text"
     rag: RagPrompt
     closed_book: ClosedBookPrompt = ClosedBookPrompt(
         system="Answer the question briefly. If you do not know the answer, reply with exactly this sentence "
@@ -38,6 +57,24 @@ class Prompts(Strict):
 
     def closed_book_system(self) -> str:
         return self.closed_book.system.format(refusal=self.refusal)
+
+    def schema_for(self, chat: ChatModel) -> dict[str, Any] | None:
+        """The JSON schema a model's replies must follow; None for prose replies or a model that only quotes."""
+        return REPLY_SCHEMA if self.reply == "json" and chat.generative else None
+
+    def example_reply(self, example: Example) -> str:
+        refused = example.answer.strip() == "{refusal}"
+        if self.reply == "json":
+            return json.dumps({"answerable": not refused, "answer": "" if refused else example.answer})
+        return self.refusal if refused else example.answer
+
+    def closed_book_messages(self, question: str, system: str | None = None) -> list[dict[str, str]]:
+        """The base arm's request: the system line, the worked examples, the question."""
+        turns = [{"role": "system", "content": system or self.closed_book_system()}]
+        for ex in self.closed_book.examples:
+            turns += [{"role": "user", "content": ex.question},
+                      {"role": "assistant", "content": self.example_reply(ex)}]
+        return turns + [{"role": "user", "content": question}]
 
 
 def load_prompts(path: Path | str | None = None) -> Prompts:
@@ -73,6 +110,8 @@ class Answer:
     mode: str
     best_relevance: float
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)   # time_to_first_token_ms, tokens_per_s (local models)
+    generative: bool = True          # False: an answerer that only quotes passages
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,11 +125,35 @@ def is_refusal(text: str, prompts: Prompts) -> bool:
     return not reply or reply.startswith(normalize(prompts.refusal))
 
 
+def read_reply(result: ChatResult, prompts: Prompts, chat: ChatModel) -> tuple[str, bool]:
+    """The answer text and whether the model declined: its own flag, the JSON field, or the refusal form.
+
+    A JSON reply that does not parse (a server that ignored the schema) counts as declined, with the raw
+    text kept as the answer so it can be read.
+    """
+    text = result.text.strip()
+    if prompts.schema_for(chat) is not None and not result.abstained:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return text, True
+        if isinstance(data, dict) and isinstance(data.get("answerable"), bool):
+            answer = str(data.get("answer") or "").strip()
+            return (answer or prompts.refusal), (not data["answerable"]) or not answer
+        return text, True
+    return text, result.abstained or is_refusal(text, prompts)
+
+
 def build_messages(prompts: Prompts, question: str, hits: list[Hit]) -> list[dict[str, str]]:
+    """The RAG request: the system line, the worked examples, then the numbered passages and the question."""
     passages = [prompts.rag.passage.format(n=i, title=h.title, heading=f" - {h.heading_path}" if h.heading_path else "",
                                            text=h.text) for i, h in enumerate(hits, 1)]
-    return [{"role": "system", "content": prompts.rag.system.format(refusal=prompts.refusal)},
-            {"role": "user", "content": prompts.rag.user.format(context="\n\n".join(passages), question=question)}]
+    turns = [{"role": "system", "content": prompts.rag.system.format(refusal=prompts.refusal)}]
+    for ex in prompts.rag.examples:
+        turns += [{"role": "user", "content": prompts.rag.user.format(context=ex.context, question=ex.question)},
+                  {"role": "assistant", "content": prompts.example_reply(ex)}]
+    return turns + [{"role": "user", "content": prompts.rag.user.format(context="\n\n".join(passages),
+                                                                         question=question)}]
 
 
 def context_window_of(model: str, book: PriceBook, fallback: int | None) -> int | None:
@@ -120,12 +183,14 @@ def model_prices(book: PriceBook, model: str) -> tuple[float, float] | None:
 
 def ask(question: str, retriever: Retriever, chat: ChatModel, settings: RetrievalSettings,
         prompts: Prompts | None = None, book: PriceBook | None = None, context_window: int | None = None,
-        retrieval: Retrieval | None = None, prices: tuple[float, float] | None = None, prior: Any = None) -> Answer:
+        retrieval: Retrieval | None = None, prices: tuple[float, float] | None = None, prior: Any = None,
+        on_token: Callable[[str], None] | None = None) -> Answer:
     """Retrieve passages for a question and answer from them with the configured chat provider.
 
     A retrieval already made (for example a deeper one for evaluation) can be passed in; its top_k hits
     are used. `prices` (input, output per 1M) override the price list, e.g. for a fine-tuned model;
-    `prior` scores candidate sentences for the extractive answerer (a fine-tuned model's preference).
+    `prior` scores candidate sentences for the extractive answerer (a fine-tuned model's preference);
+    `on_token` receives the answer as it is generated.
     """
     question = question.strip()
     if not question:
@@ -143,12 +208,12 @@ def ask(question: str, retriever: Retriever, chat: ChatModel, settings: Retrieva
     coverage, missing = retriever.coverage(question, hits)
     grounding = Grounding(question, [h.text for h in hits], [h.relevance for h in hits], embedder,
                           settings.min_relevance, coverage, missing, settings.min_coverage, prior)
-    result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens, grounding=grounding)
+    result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens, grounding=grounding,
+                           schema=prompts.schema_for(chat), on_token=on_token)
     notes.extend(result.notes)  # e.g. a provider's implausible token usage, replaced; what a stand-in is
-    text = result.text.strip()
-    abstained = result.abstained or is_refusal(text, prompts)
+    text, abstained = read_reply(result, prompts, chat)
     prompt_tokens = result.prompt_tokens or prompt_tokens
-    output_tokens = result.completion_tokens or tokens.count(text, chat.model_id)
+    output_tokens = result.completion_tokens or tokens.count(result.text, chat.model_id)
     used = {n for n in range(1, len(hits) + 1) if f"[{n}]" in text}
     price = prices or model_prices(book, chat.model_id)
     if chat.offline:
@@ -171,7 +236,8 @@ def ask(question: str, retriever: Retriever, chat: ChatModel, settings: Retrieva
                               "total": retrieval.embed_ms + retrieval.search_ms + generate_ms},
                   prompt_tokens=prompt_tokens, output_tokens=output_tokens, cost_usd=cost, cost_note=cost_note,
                   provider=chat.label, offline=chat.offline, model=model, mode=retrieval.mode,
-                  best_relevance=retrieval.best_relevance, notes=notes)
+                  best_relevance=retrieval.best_relevance, notes=notes, timings=dict(result.timings),
+                  generative=chat.generative)
 
 
 def _embedding_price(book: PriceBook, model: str) -> float | None:

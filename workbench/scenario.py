@@ -193,6 +193,23 @@ def prefill(base: Scenario, answers: Mapping[str, str] | None = None, data: Data
     return Scenario.model_validate(values), notes
 
 
+def measured_speeds(measured: Mapping[str, Mapping[str, Any]]) -> tuple[LatencyOverrides, list[str]]:
+    """Model speeds measured in Compare on this machine (a local model's own timings), as latency overrides
+    for the RAG and fine-tuned models, with a note naming what each came from."""
+    found: dict[str, ModelLatency] = {}
+    notes = []
+    for option, arm in (("rag", "rag_model"), ("fine_tuning", "ft_model")):
+        speed = (measured.get(option) or {}).get("model_speed")
+        if not speed:
+            continue
+        found[arm] = ModelLatency(ttft_ms=speed["ttft_ms"], ms_per_1k_prompt_tokens=speed["ms_per_1k_prompt_tokens"],
+                                  output_tokens_per_s=speed["output_tokens_per_s"])
+        notes.append(f"{arm.replace('_', ' ')} speed measured on this machine with {measured[option]['provider']} "
+                     f"({speed['n']} answers): {speed['ttft_ms']:,.0f} ms + {speed['ms_per_1k_prompt_tokens']:,.0f} ms "
+                     f"per 1k prompt tokens to the first token, {speed['output_tokens_per_s']:,.0f} tokens/s")
+    return LatencyOverrides(**found), notes
+
+
 def _flat(change: Mapping[str, Any], prefix: str = "") -> str:
     parts = []
     for key, value in change.items():

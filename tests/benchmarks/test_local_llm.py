@@ -35,16 +35,16 @@ def test_local_llm_speed_and_compare_on_the_sample(tmp_path, monkeypatch):
     splits.make_split(ws)
     finetune.run_local(ws)
     questions = evaluation.default_questions(ws)
-    for name in ("llamacpp", "extractive"):
+    for name, arms in (("llamacpp", list(evaluation.ARM_LABELS)), ("extractive", ["base", "rag"])):
         _config(tmp_path, monkeypatch, name)
-        settings = evaluation.EvalSettings(arms=["base", "rag"], concurrency=2)
+        settings = evaluation.EvalSettings(arms=arms, concurrency=1)
         ctx = evaluation.build_arms(ws, settings)
         run_id = evaluation.create_run(ws, questions, settings)
         t0 = time.perf_counter()
         evaluation.run(ws, run_id, ctx)
         wall = time.perf_counter() - t0
         summary = evaluation.summarize(ws, run_id, ctx.embedder)
-        print(f"{ctx.chat.label}: {len(questions)} test questions x 2 arms in {wall:.0f} s")
+        print(f"{ctx.chat.label}: {len(questions)} test questions x {len(arms)} arms in {wall:.0f} s")
         for arm in settings.arms:
             m = summary[arm]["metrics"]
 
@@ -54,5 +54,12 @@ def test_local_llm_speed_and_compare_on_the_sample(tmp_path, monkeypatch):
                 ci = f" [{m[key + '_ci_low']:{fmt}}, {m[key + '_ci_high']:{fmt}}]" if m[key + "_ci_low"] is not None else ""
                 return f"{m[key]:{fmt}}{ci} (n={m[key + '_n']})"
             print(f"  {arm:<5} F1 {f('f1')}; EM {f('exact_match')}; grounded {f('groundedness')}; abstains on "
-                  f"unanswerable {f('abstention_rate')}; latency p50 {m['latency_ms_p50']:.0f} ms")
+                  f"unanswerable {f('abstention_rate')}; latency p50 {m['latency_ms_p50']:.0f} ms; "
+                  f"{summary[arm]['provider']}")
+            speed = summary[arm]["model_speed"]
+            if speed:
+                print(f"        speed on this machine: first token {speed['ttft_ms']:.0f} ms + "
+                      f"{speed['ms_per_1k_prompt_tokens']:.0f} ms per 1k prompt tokens (p50 "
+                      f"{speed['time_to_first_token_ms_p50']:.0f} ms at {speed['prompt_tokens_p50']:.0f} tokens), "
+                      f"decode {speed['output_tokens_per_s']:.0f} tokens/s")
     assert llamacpp.BUNDLED_LABEL in chat.label

@@ -51,7 +51,7 @@ class ScriptedChat:
         self.reply = reply
         self.label = "scripted chat model (test plugin)"
 
-    def complete(self, messages, max_tokens=512, grounding=None) -> ChatResult:
+    def complete(self, messages, max_tokens=512, grounding=None, *, schema=None, on_token=None) -> ChatResult:
         words = sum(len(m["content"].split()) for m in messages)
         return ChatResult(self.reply, words, len(self.reply.split()), self.model_id)
 

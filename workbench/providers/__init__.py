@@ -48,7 +48,7 @@ class OpenAISettings(Strict):
 class ProvidersConfig(Strict):
     tokenizer: Choice = Choice(provider="tiktoken")
     embedder: Choice = Choice(provider="local")
-    chat: Choice = Choice(provider="extractive")
+    chat: Choice = Choice(provider="llamacpp")
     fine_tuner: Choice = Choice(provider="local")
     vector_store: Choice = Choice(provider="faiss")
     openai: OpenAISettings = OpenAISettings()
@@ -68,10 +68,15 @@ class ProvidersConfig(Strict):
 PROVIDERS_ENV = "WORKBENCH_PROVIDERS"
 
 
+def providers_path() -> Path:
+    """configs/providers.yaml, or the file named by $WORKBENCH_PROVIDERS."""
+    return Path(os.environ.get(PROVIDERS_ENV) or config_path("providers.yaml"))
+
+
 def load_providers_config(path: Path | str | None = None) -> ProvidersConfig:
     """configs/providers.yaml, or the file named by $WORKBENCH_PROVIDERS; each role's settings are checked by
     the backend it names, and an unknown name lists the registered ones."""
-    path = Path(path or os.environ.get(PROVIDERS_ENV) or config_path("providers.yaml"))
+    path = Path(path) if path else providers_path()
     data, node = read_yaml(path)
     cfg = parse_model(ProvidersConfig, data, path, node)
     for role in ROLES:
@@ -132,9 +137,9 @@ def get_embedder(cfg: ProvidersConfig | None = None) -> Embedder:
     return _make("embedder", cfg)
 
 
-def get_chat_model(cfg: ProvidersConfig | None = None) -> ChatModel:
-    """The configured chat model: the offline extractive answerer unless configured otherwise."""
-    return _make("chat", cfg)
+def get_chat_model(cfg: ProvidersConfig | None = None, name: str | None = None) -> ChatModel:
+    """The configured chat model (the local LLM unless configured otherwise), or the backend named."""
+    return _make("chat", cfg, name)
 
 
 def get_fine_tuner(cfg: ProvidersConfig | None = None, name: str | None = None) -> FineTuner:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -45,9 +45,18 @@ class ExtractiveAnswerer:
     model_id = "extractive"
     generative = False
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512,
-                 grounding: Grounding | None = None) -> ChatResult:
-        """The quoted sentence with its citation mark [n], or an abstention; it knows nothing of its own."""
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512, grounding: Grounding | None = None, *,
+                 schema: dict[str, Any] | None = None, on_token: Callable[[str], None] | None = None) -> ChatResult:
+        """The quoted sentence with its citation mark [n], or an abstention; it knows nothing of its own.
+
+        It cannot follow a JSON schema (it only quotes): callers that need one check `generative` first.
+        """
+        result = self._complete(grounding)
+        if on_token is not None:
+            on_token(result.text)
+        return result
+
+    def _complete(self, grounding: Grounding | None) -> ChatResult:
         if grounding is None:
             return ChatResult("I can't answer without documents: the offline stand-in has no knowledge of its own.",
                               0, 0, self.model_id, abstained=True, notes=[NOTE])

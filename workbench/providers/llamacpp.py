@@ -11,7 +11,7 @@ import importlib.util
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from pydantic import Field
 
@@ -31,6 +31,7 @@ class LlamaCppSettings(Strict):
     threads: Annotated[int, Field(ge=1, le=64)] = 2
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     stop: list[str] = []
+    max_output_tokens: Annotated[int, Field(ge=1, le=8192)] = 64  # longest answer: a small model runs on to the limit
 
 
 def bundled_model() -> Path:
@@ -119,15 +120,23 @@ class LlamaCppChat:
     def loaded(self) -> _Loaded:
         return _load(self.path, self.settings)
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512,
-                 grounding: Grounding | None = None) -> ChatResult:
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512, grounding: Grounding | None = None, *,
+                 schema: dict[str, Any] | None = None, on_token: Callable[[str], None] | None = None) -> ChatResult:
         model = self.loaded()
-        request: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens,
-                                   "temperature": self.settings.temperature}
+        # No prompt cache: a cached prefix changes llama.cpp's numerics, so the same question could get a
+        # different answer depending on what was asked before it.
+        request: dict[str, Any] = {"messages": messages, "temperature": self.settings.temperature,
+                                   "max_tokens": min(max_tokens, self.settings.max_output_tokens),
+                                   "cache_prompt": False}
         if self.settings.stop:
             request["stop"] = list(self.settings.stop)
+        if schema is not None:
+            request["json_schema"] = schema      # llama.cpp turns it into a grammar: the reply always parses
         with model.lock:
-            reply = model.server.handle_chat_completions(request)
+            if on_token is None:
+                reply = model.server.handle_chat_completions(request)
+            else:
+                reply = _streamed(model.server, request, on_token)
         if "error" in reply:
             error = reply["error"]
             raise WorkbenchError(f"{self.label} refused the request: {error.get('message', error)}")
@@ -136,6 +145,38 @@ class LlamaCppChat:
         return ChatResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
                           self.model_id, timings={"time_to_first_token_ms": float(timings.get("prompt_ms", 0.0)),
                                                   "tokens_per_s": float(timings.get("predicted_per_second", 0.0))})
+
+
+def _streamed(server: Any, request: dict[str, Any], on_token: Callable[[str], None]) -> dict[str, Any]:
+    """Run a request streamed, passing each text piece on; returns the reply in the non-streamed shape."""
+    pieces: list[str] = []
+    last: dict[str, Any] = {}
+    failed: list[BaseException] = []
+
+    def chunk(data: dict[str, Any]) -> None:
+        if failed:
+            return
+        if "error" in data:
+            last["error"] = data["error"]
+        for choice in data.get("choices") or []:
+            piece = (choice.get("delta") or {}).get("content")
+            if piece:
+                pieces.append(piece)
+                try:
+                    on_token(piece)
+                except BaseException as exc:  # llama.cpp swallows a callback's exception: keep it for the caller
+                    failed.append(exc)
+        for key in ("usage", "timings"):
+            if key in data:
+                last[key] = data[key]
+
+    error = server.handle_chat_completions({**request, "stream": True, "stream_options": {"include_usage": True}},
+                                           chunk)
+    if failed:
+        raise failed[0]
+    if isinstance(error, dict) and "error" in error:
+        return error
+    return {"choices": [{"message": {"content": "".join(pieces)}}], **last}
 
 
 def _missing() -> str | None:

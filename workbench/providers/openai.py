@@ -20,7 +20,7 @@ import os
 import re
 import time
 import weakref
-from typing import TYPE_CHECKING, Annotated, Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpcore2
@@ -394,10 +394,14 @@ class OpenAIChat(_Backend):
                 self._window = None
         return self._window  # type: ignore[return-value]
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512,
-                 grounding: Grounding | None = None) -> ChatResult:
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512, grounding: Grounding | None = None, *,
+                 schema: dict[str, Any] | None = None, on_token: Callable[[str], None] | None = None) -> ChatResult:
+        extra: dict[str, Any] = {}
+        if schema is not None:   # structured outputs; servers without them ignore it and the caller's parser decides
+            extra["response_format"] = {"type": "json_schema",
+                                        "json_schema": {"name": "reply", "schema": schema, "strict": True}}
         resp = self._call("answering", self.client.chat.completions.create, model=self.model_id, messages=messages,
-                          max_tokens=max_tokens, temperature=0)
+                          max_tokens=max_tokens, temperature=0, **extra)
         choices = getattr(resp, "choices", None)
         if not isinstance(choices, list) or not choices:
             raise self._error("returned no answer (no choices) while answering")
@@ -425,6 +429,8 @@ class OpenAIChat(_Backend):
         completion_tokens = self._token_count(getattr(usage, "completion_tokens", None), own_completion,
                                               "completion tokens", notes, max(max_tokens, 10 * own_completion + 100))
         model = getattr(resp, "model", None)
+        if on_token is not None:
+            on_token(content)
         return ChatResult(text=content, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                           model=model if isinstance(model, str) and model else self.model_id, notes=notes)
 

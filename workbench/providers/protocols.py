@@ -57,9 +57,14 @@ class ChatModel(Protocol):
     model_id: str
     generative: bool                 # writes its own text (False: only quotes passages, so it cannot grade)
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512,
-                 grounding: Grounding | None = None) -> ChatResult:
-        """Answer a chat request; `grounding` carries the retrieved passages the messages were built from."""
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 512, grounding: Grounding | None = None, *,
+                 schema: dict[str, Any] | None = None, on_token: Callable[[str], None] | None = None) -> ChatResult:
+        """Answer a chat request; `grounding` carries the retrieved passages the messages were built from.
+
+        `schema`: a JSON schema the reply must follow (constrained decoding where the backend has it).
+        `on_token`: called with each piece of text as it is generated (once with the whole text by a
+        backend that does not stream).
+        """
 
 
 @dataclass
