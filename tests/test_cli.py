@@ -182,6 +182,24 @@ def test_ingest_index_ask(tmp_path):
     assert "*[1] invoicing.md" in text and "latency" in text
 
 
+@pytest.mark.local_llm
+@pytest.mark.timeout(300)
+def test_ask_streams_the_local_llm_s_answer_and_can_use_the_extractive_answerer(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "invoicing.md").write_text("# Invoicing\n\nNew invoices are due 30 days after the issue date.\n")
+    run("ingest", str(docs), "--workspace", "llm")
+    data = json.loads(run("ask", "When are new invoices due?", "--workspace", "llm", "--json").stdout)
+    assert data["provider"] == "SmolLM2-135M-Instruct, local (tiny model, demo quality)" and data["generative"]
+    assert data["output_tokens"] > 0 and data["timings"]["tokens_per_s"] > 0
+    text = run("ask", "When are new invoices due?", "--workspace", "llm").stdout
+    assert text.startswith(data["text"] + "\n")     # streamed piece by piece, the same answer at temperature 0
+    assert "tokens/s (measured on this machine)" in text
+    quoted = json.loads(run("ask", "When are new invoices due?", "--workspace", "llm", "--json",
+                            "--chat", "extractive").stdout)
+    assert "30 days" in quoted["text"] and quoted["provider"].startswith("Extractive answerer")
+
+
 def test_ingest_corpus_jsonl_and_qa(tmp_path):
     corpus_file = tmp_path / "corpus.jsonl"
     corpus_file.write_text('{"id": "a", "title": "A", "text": "Alpha"}\n{"id": "b", "title": "B", "text": "Beta"}\n')

@@ -1,4 +1,5 @@
 """The local LLM: llama.cpp in-process with the bundled SmolLM2-135M-Instruct (a real, tiny model)."""
+import json
 import threading
 
 import pytest
@@ -7,6 +8,7 @@ from workbench import providers, rag
 from workbench.errors import WorkbenchError
 from workbench.index import Hit
 from workbench.providers import llamacpp
+from workbench.shapes import QAPair
 
 pytest.importorskip("xllamacpp", reason="xllamacpp is a dependency: pip install -e .")
 try:
@@ -77,3 +79,61 @@ def test_a_wrong_file_or_path_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
     with pytest.raises(WorkbenchError, match="no GGUF file at .*missing.gguf"):
         providers.get_chat_model()
+
+
+@pytest.mark.timeout(120)
+def test_tokens_stream_as_they_are_generated_and_add_up_to_the_answer(chat):
+    pieces = []
+    streamed = chat.complete(PASSAGE, max_tokens=24, on_token=pieces.append)
+    plain = chat.complete(PASSAGE, max_tokens=24)
+    assert len(pieces) > 1 and "".join(pieces) == streamed.text == plain.text
+    assert streamed.completion_tokens == plain.completion_tokens and streamed.timings["tokens_per_s"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_a_reply_constrained_to_a_json_schema_always_parses(chat):
+    from workbench import evaluation
+
+    asks = ["Is the sky green?", "Grade this: the answer 'Paris' to 'capital of France?' with reference 'Paris'.",
+            "Write a poem about invoices."]
+    for ask in asks:
+        reply = chat.complete([{"role": "system", "content": evaluation.JUDGE_SYSTEM},
+                               {"role": "user", "content": ask}], max_tokens=50, schema=evaluation.JUDGE_SCHEMA)
+        data = json.loads(reply.text)
+        assert set(data) == {"correct", "faithful"} and all(isinstance(v, bool) for v in data.values())
+
+
+@pytest.mark.timeout(180)
+def test_the_abstention_flag_on_an_unanswerable_question(chat):
+    """With the JSON reply form and a declining worked example, the model's own flag is the abstention."""
+    shipped = rag.load_prompts()
+    prompts = shipped.model_copy(update={"reply": "json", "rag": shipped.rag.model_copy(update={"examples": [
+        *shipped.rag.examples, rag.Example(context="[1] Billing FAQ\nRefunds go back to the original card within 5 "
+                                                  "business days.", question="Who founded the company?",
+                                           answer="{refusal}")]})})
+    hits = [Hit(0, "billing.md", "Billing", "Invoices", "New invoices are due 30 days after the issue date.",
+                12, 1.0, 0.8, 1)]
+
+    def answer(question):
+        messages = rag.build_messages(prompts, question, hits)
+        return rag.read_reply(chat.complete(messages, 64, schema=prompts.schema_for(chat)), prompts, chat)
+    text, declined = answer("What is the capital of Mongolia?")
+    assert declined and text == prompts.refusal
+    text, declined = answer("When are new invoices due?")
+    assert not declined and "30 days" in text
+
+
+@pytest.mark.timeout(300)
+def test_the_judge_on_the_local_model_never_loses_a_verdict_to_bad_json(chat, tmp_path):
+    from workbench import evaluation, workspace
+    from workbench.evaluation import QuestionResult
+
+    ws = workspace.open_workspace("judged", create=True)
+    questions = [QAPair(f"Question {i}?", "30 days", id=f"q{i}") for i in range(4)]
+    run_id = evaluation.create_run(ws, questions, evaluation.EvalSettings(arms=["rag"]))
+    for i, q in enumerate(questions):
+        evaluation._save(ws, run_id, QuestionResult(
+            "rag", q.id, q.question, q.answer, "factual", ["30 days [1].", "Never.", "Within 30 days.", "Blue."][i],
+            False, context="New invoices are due 30 days after the issue date."))
+    report = evaluation.judge(ws, run_id, chat, concurrency=2)
+    assert report["rag"]["judged"] == 4     # every answer got a verdict that parsed

@@ -80,3 +80,26 @@ def test_rag_page_abstains_visibly(page):
     at.text_input(key="rag_question").set_value("Who is the chief executive of Tallyboard?")
     next(b for b in at.button if b.label == "Ask").click().run()
     assert any("can't answer that from the documents" in w.value for w in at.warning)
+
+
+@pytest.mark.local_llm
+@pytest.mark.timeout(300)
+def test_rag_page_answers_with_the_local_llm_by_default_and_offers_the_extractive_answerer(page):
+    at = page("pages/rag.py")
+    at.button(key="rag_build").click().run()
+    radio = at.radio(key="rag_answerer")
+    assert radio.value == "llamacpp" and set(radio.options) == {
+        "SmolLM2-135M-Instruct, local (tiny model, demo quality)", "Extractive answerer (offline stand-in, not an LLM)"}
+    at.text_input(key="rag_question").set_value("When are new invoices due by default?")
+    next(b for b in at.button if b.label == "Ask").click().run()
+    assert not at.exception
+    answer = next(m.value for m in at.markdown if m.value.startswith("#### ") and "▌" not in m.value)
+    assert len(answer) > len("#### ")
+    assert any("SmolLM2-135M-Instruct, local (tiny model, demo quality)" in c.value and "on this machine" in c.value
+               for c in at.caption)
+    assert any(c.value.startswith("Time to first token ") and "tokens/s" in c.value for c in at.caption)
+    # The same question through the no-LLM option quotes the sentence with the answer.
+    at.radio(key="rag_answerer").set_value("extractive").run()
+    next(b for b in at.button if b.label == "Ask").click().run()
+    assert "30 days" in next(m.value for m in at.markdown if m.value.startswith("#### ")).replace("\\", "")
+    assert any("offline stand-in" in c.value for c in at.caption)

@@ -199,8 +199,10 @@ def index_cmd(ws_name: str, chunking: str | None, max_tokens: int | None, overla
 @click.option("--min-relevance", type=float, help="Abstain below this cosine relevance (extractive answerer).")
 @click.option("--doc", "doc_ids", multiple=True, help="Only search these documents (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.option("--chat", "chat_name", help="Answer with this chat backend instead of the configured one "
+                                          "(e.g. extractive: no language model).")
 def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_relevance: float | None,
-        doc_ids: tuple[str, ...], as_json: bool) -> None:
+        doc_ids: tuple[str, ...], as_json: bool, chat_name: str | None) -> None:
     """Answer a question from the workspace's index, with citations."""
     ws = _open(ws_name)
     cfg = providers.load_providers_config()
@@ -213,12 +215,18 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
     changes = {k: v for k, v in {"top_k": top_k, "mode": mode, "min_relevance": min_relevance,
                                  "doc_ids": list(doc_ids) or None}.items() if v is not None}
     settings = index.RetrievalSettings.model_validate({**settings.model_dump(), **changes})
-    answer = rag.ask(question, index.Retriever(ws, embedder), providers.get_chat_model(cfg), settings,
-                     context_window=cfg.chat_context_window)
+    chat = providers.get_chat_model(cfg, name=chat_name)
+    prompts = rag.load_prompts()
+    stream = not as_json and chat.generative and prompts.schema_for(chat) is None   # JSON replies print parsed
+
+    def on_token(piece: str) -> None:
+        click.echo(piece, nl=False)
+    answer = rag.ask(question, index.Retriever(ws, embedder), chat, settings, prompts,
+                     context_window=cfg.chat_context_window, on_token=on_token if stream else None)
     if as_json:
         _echo_json(answer.to_dict())
         return
-    click.echo(answer.text)
+    click.echo("" if stream else answer.text)
     click.echo(f"-- {answer.provider}; {answer.mode} retrieval; best relevance {answer.best_relevance:.2f}")
     for c in answer.citations:
         mark = "*" if c.used else " "
@@ -229,6 +237,9 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
     click.echo(f"latency {lat['total']:.0f} ms (embed {lat['embed query']:.0f}, search {lat['search']:.0f}, "
                f"generate {lat['generate']:.0f}); tokens {answer.prompt_tokens} in, {answer.output_tokens} out; "
                f"cost {cost} ({answer.cost_note})")
+    if answer.timings.get("tokens_per_s"):
+        click.echo(f"time to first token {answer.timings['time_to_first_token_ms']:.0f} ms, "
+                   f"{answer.timings['tokens_per_s']:.0f} tokens/s (measured on this machine)")
 
 
 # --- providers --------------------------------------------------------------------------------------
