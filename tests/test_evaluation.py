@@ -393,3 +393,19 @@ def test_eval_cli_fails_clearly_when_every_call_fails(openai_server, openai_prov
         in result.output
     data = json.loads(out.read_text())
     assert (data["rag"]["questions"], data["rag"]["errors"]) == (1, 1)
+
+
+def test_the_offline_sequential_hybrid_is_the_extractive_answerer_it_says_it_is(prepared):
+    """With a language model as the chat role, the local stand-in's hybrid still quotes (as its label says)."""
+    from workbench import index, providers
+    from workbench.index import Retriever
+
+    ws, questions = prepared
+    embedder = providers.get_embedder()
+    index.build_index(ws, embedder)
+    ctx = evaluation.Arms(ws, evaluation.EvalSettings(arms=["ft_rag"]), ScriptedChat("a made-up reply"), embedder,
+                          Retriever(ws, embedder))
+    result = ctx.ft_rag(questions[0])
+    assert result.answer != "a made-up reply" and "steering the extractive answerer" in result.provider
+    quoted = result.answer.rsplit(" [", 1)[0].rstrip(".").replace("**", "")
+    assert result.answer.endswith("]") and quoted in result.context.replace("**", "")   # a sentence it quoted

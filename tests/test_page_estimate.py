@@ -124,3 +124,22 @@ def test_sensitivity_and_sweep_tabs_render(estimate_page):
     assert not at.exception
     at.selectbox(key="est_sweep_y").set_value("rag_chunk").run()
     assert any("two different inputs" in i.value for i in at.info)
+
+
+def test_model_speeds_measured_on_this_machine_fill_the_latency_inputs(app_test):
+    from workbench import evaluation
+
+    ws = workspace.open_workspace("measured", create=True)
+    speed = {"ttft_ms": 40.0, "ms_per_1k_prompt_tokens": 4000.0, "output_tokens_per_s": 100.0, "n": 70}
+    ws.set_state(evaluation.MEASURED_KEY, {"rag": {
+        "provider": "SmolLM2-135M-Instruct, local (tiny model, demo quality)", "model_speed": speed,
+        "latency_ms_p50": 5000.0, "prompt_tokens": 900.0, "cost_per_query_usd": 0.0}})
+    at = app_test("measured").run()
+    at.switch_page("pages/estimate.py").run()
+    at.button(key="est_measured_speeds").click().run()
+    assert not at.exception and at.checkbox(key="est:latency_custom").value
+    assert at.number_input(key="est:latency.rag_model.output_tokens_per_s").value == 100
+    assert at.number_input(key="est:latency.rag_model.ttft_ms").value == 40
+    assert any("measured on this machine with SmolLM2-135M-Instruct" in c.value for c in at.caption)
+    saved = scenario.Scenario.model_validate(ws.get_state("estimate_working"))
+    assert saved.latency.rag_model.output_tokens_per_s == 100 and saved.latency.rag_model.ttft_ms == 40

@@ -202,11 +202,19 @@ class Arms:
             s = self.local_model.text_scores(features, sentences)
             return 0.05 * (s - s.mean()) / (s.std() + 1e-9)
 
-        answer = rag.ask(p.question, self.retriever, self.chat, self.retrieval, self.prompts, self.book,
+        answer = rag.ask(p.question, self.retriever, self.quoting_chat(), self.retrieval, self.prompts, self.book,
                          self.context_window, retrieval=retrieval, prior=prior)
         r = self._from_answer("ft_rag", p, answer, retrieval)
         r.provider = f"{finetune.LOCAL_LABEL} steering the extractive answerer over retrieved passages"
         return r
+
+    def quoting_chat(self) -> Any:
+        """The extractive answerer the offline stand-in steers: the chat role itself when it only quotes."""
+        if not self.chat.generative:
+            return self.chat
+        from .providers.extractive import ExtractiveAnswerer
+
+        return ExtractiveAnswerer()
 
     def route(self, p: QAPair) -> tuple[str, float]:
         """Which arm a question goes to, and the time the decision took."""
