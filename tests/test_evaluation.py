@@ -409,3 +409,20 @@ def test_the_offline_sequential_hybrid_is_the_extractive_answerer_it_says_it_is(
     assert result.answer != "a made-up reply" and "steering the extractive answerer" in result.provider
     quoted = result.answer.rsplit(" [", 1)[0].rstrip(".").replace("**", "")
     assert result.answer.endswith("]") and quoted in result.context.replace("**", "")   # a sentence it quoted
+
+
+def test_a_run_whose_arms_use_different_models_says_so(prepared):
+    from workbench.providers.extractive import ExtractiveAnswerer
+
+    ws, questions = prepared
+    settings = evaluation.EvalSettings(arms=["base", "ft"])
+    ctx = evaluation.Arms(ws, settings, ExtractiveAnswerer(), Embedder64(), None)
+    run_id = evaluation.create_run(ws, questions[:6], settings)
+    evaluation.run(ws, run_id, ctx)
+    notes = evaluation.summarize(ws, run_id)["run"]["notes"]
+    assert any(n.startswith("The arms are answered by different models (Base model (no context): Extractive answerer")
+               and "Fine-tuned: Local trainer (offline stand-in" in n for n in notes)
+    one_model = evaluation.EvalSettings(arms=["base"])
+    run_id = evaluation.create_run(ws, questions[:6], one_model)
+    evaluation.run(ws, run_id, evaluation.Arms(ws, one_model, ExtractiveAnswerer(), Embedder64(), None))
+    assert not any("different models" in n for n in evaluation.summarize(ws, run_id)["run"]["notes"])

@@ -137,3 +137,13 @@ def test_the_judge_on_the_local_model_never_loses_a_verdict_to_bad_json(chat, tm
             False, context="New invoices are due 30 days after the issue date."))
     report = evaluation.judge(ws, run_id, chat, concurrency=2)
     assert report["rag"]["judged"] == 4     # every answer got a verdict that parsed
+
+
+@pytest.mark.timeout(120)
+def test_stop_sequences_end_the_answer():
+    ask = [{"role": "user", "content": "Describe a rainbow in one sentence."}]
+    free = llamacpp.LlamaCppChat(llamacpp.LlamaCppSettings(stop=[])).complete(ask, max_tokens=40)
+    word = free.text.split()[len(free.text.split()) // 2]          # a word in the middle of the free answer
+    stopped = llamacpp.LlamaCppChat(llamacpp.LlamaCppSettings(stop=[word])).complete(ask, max_tokens=40)
+    assert stopped.text == free.text[:free.text.index(word)] and stopped.completion_tokens < free.completion_tokens
+    assert llamacpp.LlamaCppSettings().stop == ["Question:", "Context:"]   # the shipped templates' next turn

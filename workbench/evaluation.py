@@ -673,6 +673,13 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
         if extras["unpriced"]:
             out[arm]["cost_note"] = (f"{extras['unpriced']} answer(s) by {provider} have no known price, so the cost "
                                      "per query leaves them out; add the model's price as a custom price")
+    by_model = {arm: out[arm]["provider"] for arm in settings.arms if arm != "router" and out[arm]["provider"]}
+    if len(set(by_model.values())) > 1:
+        out["run"]["notes"].append(
+            "The arms are answered by different models (" + "; ".join(f"{ARM_LABELS[a]}: {p}" for a, p in
+                                                                by_model.items())
+            + "), so a gap between two arms is partly a gap between their models, not only between fine-tuning "
+              "and retrieval.")
     scores = {arm: {r["question_id"]: r["score"] for r in out[arm]["per_question"] if r["error"] is None}
               for arm in settings.arms}
     comparisons = []

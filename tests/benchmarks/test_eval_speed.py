@@ -1,4 +1,5 @@
-"""A full offline evaluation of the sample workspace, every arm: wall time and per-question latency.
+"""A full offline evaluation of the sample workspace, every arm: wall time and per-question latency, with
+the extractive answerer as chat (tests/conftest.py; the local LLM's run is test_local_llm.py).
 
 Run: python -m pytest tests/benchmarks/test_eval_speed.py -s
 """

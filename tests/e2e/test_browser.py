@@ -36,6 +36,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     port = _free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("WORKBENCH_PROVIDERS", None)   # the shipped providers.yaml: the bundled local LLM answers
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
                              "--server.address", "127.0.0.1", "--server.port", str(port),
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
@@ -137,7 +138,7 @@ def test_walk_every_step(server, browser):
 
     # Compare: every arm on a quick sample of 12 questions (the local LLM takes seconds per RAG answer).
     page.get_by_role("link", name="Compare").click()
-    limit = page.get_by_label("Questions to score (0 = all)")
+    limit = page.locator(".st-key-cmp_limit input")
     limit.fill("12")
     limit.press("Enter")
     page.wait_for_timeout(1000)

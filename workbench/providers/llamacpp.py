@@ -30,7 +30,8 @@ class LlamaCppSettings(Strict):
     context_window: Annotated[int, Field(ge=256, le=262_144)] = 2048   # tokens the model is run with (n_ctx)
     threads: Annotated[int, Field(ge=1, le=64)] = 2
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
-    stop: list[str] = []
+    # the shipped templates end with "Question: ...": a small model otherwise goes on to ask and answer its own
+    stop: list[str] = ["Question:", "Context:"]
     max_output_tokens: Annotated[int, Field(ge=1, le=8192)] = 64  # longest answer: a small model runs on to the limit
 
 
