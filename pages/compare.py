@@ -220,6 +220,13 @@ with tabs[0]:
         st.caption("Score by question category: F1 on answerable questions, 1 for abstaining on unanswerable ones.")
 with tabs[1]:
     st.plotly_chart(charts.latency_boxes(summary, run_arms), width="stretch")
+    for a in run_arms:
+        speed = summary[a].get("model_speed")
+        if speed:
+            st.caption(f"{summary[a]['label']}, measured on this machine ({speed['n']} answers): first token after "
+                       f"{speed['time_to_first_token_ms_p50']:,.0f} ms at the median prompt of "
+                       f"{speed['prompt_tokens_p50']:,.0f} tokens, {speed['output_tokens_per_s']:,.0f} tokens/s "
+                       "decoding. Send the figures to Estimate to use them there.")
 with tabs[2]:
     st.plotly_chart(charts.quality_vs_cost(summary, run_arms), width="stretch")
 with tabs[3]:

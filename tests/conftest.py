@@ -16,18 +16,22 @@ def workbench_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def _quick_providers(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("providers") / "providers-quick.yaml"
+    path.write_text("chat: {provider: extractive}\n")
+    return path
+
+
 @pytest.fixture(autouse=True)
-def quick_answerer(request, tmp_path, monkeypatch):
+def quick_answerer(request, _quick_providers, monkeypatch):
     """Chat by the extractive answerer, unless a test is marked `local_llm` (the shipped providers.yaml).
 
     The bundled local LLM takes seconds per RAG question on 2 cores and most tests score dozens of
     questions; the tests marked local_llm run it through the library, the pages and the browser.
     """
-    if request.node.get_closest_marker("local_llm"):
-        return
-    path = tmp_path / "providers-quick.yaml"
-    path.write_text("chat: {provider: extractive}\n")
-    monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
+    if not request.node.get_closest_marker("local_llm"):
+        monkeypatch.setenv("WORKBENCH_PROVIDERS", str(_quick_providers))
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
 """The Compare page, clicked through with AppTest, and its measured figures on the Estimate page."""
+import pytest
+
 from workbench import evaluation, finetune, sample, splits, workspace
 from workbench.providers.local_trainer import Hyperparameters
 
@@ -16,7 +18,7 @@ def test_compare_page_runs_shows_and_sends_to_estimate(app_test):
     table = at.dataframe[0].value
     assert list(table["arm"]) == ["RAG", "Fine-tuned", "Router (selective hybrid)"]
     assert table.loc[0, "F1"] > table.loc[1, "F1"]
-    assert any("Offline stand-ins in this run" in c.value for c in at.caption)
+    assert any("Offline stand-ins and tiny local models in this run" in c.value for c in at.caption)
     assert any(c.value.startswith("Router:") and "where exactly one of" in c.value for c in at.caption)
     assert any("questions in this run" in c.value for c in at.caption)
     at.selectbox(key="cmp_filter").set_value("RAG right, fine-tuned wrong").run()
@@ -56,3 +58,30 @@ def test_compare_page_refuses_questions_the_model_trained_on_and_marks_allowed_r
     run = evaluation.summarize(ws, evaluation.runs(ws)[0]["id"])["run"]
     assert run["contaminated"] and run["overlap"] > 0
     assert any(e.value.startswith(f"Contaminated run: {run['overlap']} of {run['questions']} questions") for e in at.error)
+
+
+@pytest.mark.local_llm
+@pytest.mark.timeout(600)
+def test_a_quick_run_with_the_local_llm_measures_its_speed_for_the_estimate(app_test):
+    ws = sample.open_sample()
+    splits.make_split(ws)
+    at = app_test().run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_arms").set_value(["base", "rag"]).run()
+    at.number_input(key="cmp_limit").set_value(6).run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["arm"]) == ["Base model (no context)", "RAG"]
+    assert int(table.loc[0, "n (answerable)"]) + int(table.loc[0, "n (unanswerable)"]) == 6
+    assert any("6 questions in this run" in c.value for c in at.caption)
+    assert any("tiny local models in this run" in c.value and "SmolLM2-135M-Instruct" in c.value for c in at.caption)
+    assert not any("different models" in w.value for w in at.warning)       # both arms are the one local model
+    assert any(c.value.startswith("RAG, measured on this machine (6 answers)") for c in at.caption)
+    at.button(key="cmp_to_estimate").click().run()
+    at.switch_page("pages/estimate.py").run()
+    at.button(key="est_measured_speeds").click().run()
+    assert not at.exception and at.checkbox(key="est:latency_custom").value
+    rag = evaluation.measured_figures(ws)["rag"]["model_speed"]
+    assert at.number_input(key="est:latency.rag_model.output_tokens_per_s").value == pytest.approx(
+        rag["output_tokens_per_s"])

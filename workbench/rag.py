@@ -208,8 +208,15 @@ def ask(question: str, retriever: Retriever, chat: ChatModel, settings: Retrieva
     coverage, missing = retriever.coverage(question, hits)
     grounding = Grounding(question, [h.text for h in hits], [h.relevance for h in hits], embedder,
                           settings.min_relevance, coverage, missing, settings.min_coverage, prior)
+    streamed: list[str] = []
+
+    def passed_on(piece: str) -> None:
+        streamed.append(piece)
+        on_token(piece)  # type: ignore[misc]
     result = chat.complete(messages, max_tokens=prompts.rag.max_output_tokens, grounding=grounding,
-                           schema=prompts.schema_for(chat), on_token=on_token)
+                           schema=prompts.schema_for(chat), on_token=passed_on if on_token else None)
+    if on_token and not streamed and result.text:   # a backend (a plugin) that ignored on_token
+        on_token(result.text)
     notes.extend(result.notes)  # e.g. a provider's implausible token usage, replaced; what a stand-in is
     text, abstained = read_reply(result, prompts, chat)
     prompt_tokens = result.prompt_tokens or prompt_tokens
