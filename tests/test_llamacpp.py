@@ -147,3 +147,10 @@ def test_stop_sequences_end_the_answer():
     stopped = llamacpp.LlamaCppChat(llamacpp.LlamaCppSettings(stop=[word])).complete(ask, max_tokens=40)
     assert stopped.text == free.text[:free.text.index(word)] and stopped.completion_tokens < free.completion_tokens
     assert llamacpp.LlamaCppSettings().stop == ["Question:", "Context:"]   # the shipped templates' next turn
+
+
+@pytest.mark.timeout(120)
+def test_a_prompt_over_the_real_window_is_refused_with_the_model_s_own_count(chat):
+    with pytest.raises(WorkbenchError, match=r"would overflow SmolLM2-135M-Instruct's context window of 2,048 tokens "
+                                             r"by [\d,]+ \(prompt [\d,]+ tokens by the model's own tokenizer\)"):
+        chat.complete([{"role": "user", "content": "word " * 3000}], max_tokens=10)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import threading
 import time
 from pathlib import Path
@@ -140,7 +141,15 @@ class LlamaCppChat:
                 reply = _streamed(model.server, request, on_token)
         if "error" in reply:
             error = reply["error"]
-            raise WorkbenchError(f"{self.label} refused the request: {error.get('message', error)}")
+            message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+            over = re.search(r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)", message)
+            if over:   # counted by the model's own tokenizer, which the estimate before the call is not
+                prompt, window = int(over.group(1)), int(over.group(2))
+                raise WorkbenchError(f"the request would overflow {self.model_id}'s context window of {window:,} "
+                                     f"tokens by {prompt - window:,} (prompt {prompt:,} tokens by the model's own "
+                                     "tokenizer); lower top_k or the chunk size, or raise chat.context_window",
+                                     field="chat.context_window")
+            raise WorkbenchError(f"{self.label} refused the request: {message}")
         text = reply["choices"][0]["message"].get("content") or ""
         usage, timings = reply.get("usage", {}), reply.get("timings", {})
         return ChatResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
