@@ -1,6 +1,7 @@
 """Shared fixtures: every test gets its own workspace home, and configs are read from the checkout."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,18 @@ def workbench_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def _quick_providers(tmp_path_factory) -> Path:
+@pytest.fixture(scope="session", autouse=True)
+def _quick_providers(tmp_path_factory):
+    """Set for the whole session, so module-scoped fixtures that run evaluations get it too."""
     path = tmp_path_factory.mktemp("providers") / "providers-quick.yaml"
     path.write_text("chat: {provider: extractive}\n")
-    return path
+    before = os.environ.get("WORKBENCH_PROVIDERS")
+    os.environ["WORKBENCH_PROVIDERS"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("WORKBENCH_PROVIDERS", None)
+    else:
+        os.environ["WORKBENCH_PROVIDERS"] = before
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +38,9 @@ def quick_answerer(request, _quick_providers, monkeypatch):
     The bundled local LLM takes seconds per RAG question on 2 cores and most tests score dozens of
     questions; the tests marked local_llm run it through the library, the pages and the browser.
     """
-    if not request.node.get_closest_marker("local_llm"):
+    if request.node.get_closest_marker("local_llm"):
+        monkeypatch.delenv("WORKBENCH_PROVIDERS", raising=False)
+    else:
         monkeypatch.setenv("WORKBENCH_PROVIDERS", str(_quick_providers))
 
 
