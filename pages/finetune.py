@@ -10,6 +10,7 @@ from pageshell import current_workspace
 from workbench import charts, corpus, finetune, pricing, providers, splits, training_data
 from workbench.errors import WorkbenchError
 from workbench.exports import FORMATS, export
+from workbench.providers import lora_trainer
 from workbench.providers.local_trainer import Hyperparameters
 from workbench.safe_text import escape_markdown
 
@@ -114,9 +115,48 @@ with p2:
 
 # --- 5. train --------------------------------------------------------------------------------------
 st.subheader("4 · Train")
-provider = st.radio("Provider", ["local", "openai"], horizontal=True, key="ft_provider",
-                    format_func={"local": finetune.LOCAL_LABEL, "openai": "OpenAI fine-tuning jobs"}.get)
-if provider == "local":
+provider = st.radio("Provider", ["local", "lora", "openai"], horizontal=True, key="ft_provider",
+                    format_func={"local": finetune.LOCAL_LABEL, "lora": lora_trainer.LABEL,
+                                 "openai": "OpenAI fine-tuning jobs"}.get)
+if provider == "lora":
+    if lora_trainer.missing():
+        st.info(f"The LoRA trainer is an optional extra: {escape_markdown(lora_trainer.missing())}")
+    st.caption("A real LoRA of the local model (the chat role's SmolLM2-135M-Instruct, a tiny model: demo quality) "
+               "on the training side, with the model's chat template and the loss on the answers only; dev loss "
+               "per epoch stops it early (the test side is never seen). A checkpoint per epoch: a stopped or "
+               "crashed run resumes from the last one. The adapter is saved in the workspace in PEFT format.")
+    r1, r2, r3, r4, r5, r6 = st.columns(6)
+    lora = lora_trainer.LoraSettings(
+        rank=r1.number_input("Rank", 1, 256, 8, key="ft_lora_rank"),
+        alpha=r2.number_input("Alpha", 1, 1024, 16, key="ft_lora_alpha"),
+        learning_rate=r3.number_input("Learning rate", 1e-6, 1.0, 2e-4, format="%.5f", key="ft_lora_lr"),
+        epochs=r4.number_input("Epochs", 1, 100, 3, key="ft_lora_epochs"),
+        batch_size=r5.number_input("Batch size", 1, 512, 8, key="ft_lora_batch"),
+        max_length=r6.number_input("Max tokens", 16, 32_768, 256, key="ft_lora_max"))
+    resumable = [j for j in finetune.jobs(ws) if j["provider"] == "lora" and j["state"] in ("failed", "cancelled")]
+    b1, b2 = st.columns(2)
+    start = b1.button("Train the LoRA", type="primary", disabled=split is None or bool(lora_trainer.missing()),
+                      key="ft_train_lora")
+    resume = b2.button(f"Resume {resumable[-1]['id']}" if resumable else "Resume", disabled=not resumable,
+                       key="ft_resume_lora", help="Goes on from the last finished epoch of the last stopped run.")
+    if start or resume:
+        bar = st.progress(0.0, text="Loading the base model...")
+        st.caption("Stop the run with the page's Stop button; Resume goes on from the last finished epoch.")
+
+        def on_step(m) -> None:
+            total = m.steps * lora.epochs
+            done = (m.epoch - 1) * m.steps + m.step
+            bar.progress(min(1.0, done / total), text=f"epoch {m.epoch}, step {m.step}/{m.steps}: loss "
+                         f"{m.train_loss:.3f}, about {m.seconds_left:,.0f} s left")
+
+        try:
+            job = finetune.run_lora(ws, lora, on_step=on_step, resume=resumable[-1]["id"] if resume else None)
+        except WorkbenchError as exc:
+            st.error(escape_markdown(exc))
+        else:
+            bar.empty()
+            st.success(escape_markdown(f"Trained {job['id']}: {job['events'][-1]['message']}"))
+elif provider == "local":
     st.caption("Learns from the training pairs on this machine in seconds. It is not an LLM: it answers without "
                "retrieval and only knows what was in its training pairs, like a fine-tuned model would.")
     l1, l2, l3, l4 = st.columns(4)
@@ -201,7 +241,7 @@ def job_board() -> None:
             st.dataframe(pd.DataFrame([{"time": dt.datetime.fromtimestamp(e["created_at"]).strftime("%H:%M:%S"),
                                         "level": e["level"], "message": e["message"]} for e in job["events"]]),
                          hide_index=True, width="stretch")
-    if job["provider"] != "local" and job["state"] not in finetune.TERMINAL:
+    if job["provider"] not in finetune.IN_PROCESS and job["state"] not in finetune.TERMINAL:
         if st.button("Cancel this job", key="ft_cancel"):
             try:
                 finetune.cancel(ws, job["id"], providers.get_fine_tuner(name=job["provider"]))

@@ -369,15 +369,19 @@ def finetune_register(name: str, ws_name: str, base_url: str, model_name: str, a
 
 @finetune_group.command("run")
 @_workspace_option
-@click.option("--provider", type=click.Choice(["local", "openai"]), default="local", show_default=True)
+@click.option("--provider", type=click.Choice(["local", "lora", "openai"]), default="local", show_default=True)
 @click.option("--model", help="Model to fine-tune (openai).")
+@click.option("--base-model", help="LoRA: a Hugging Face model folder (default: the bundled SmolLM2-135M-Instruct).")
+@click.option("--lora-rank", type=int, help="LoRA: the adapter's rank.")
+@click.option("--resume", "resume_job", metavar="JOB_ID", help="LoRA: go on with a stopped job from its last epoch.")
 @click.option("--epochs", help="Epochs (a number, or auto).", default="auto", show_default=True)
 @click.option("--learning-rate", type=float, help="Local: learning rate; openai: learning-rate multiplier.")
 @click.option("--batch-size", type=int)
 @click.option("--suffix", help="Suffix of the fine-tuned model's name (openai).")
 @click.option("--seed", type=int)
-def finetune_run(ws_name: str, provider: str, model: str | None, epochs: str, learning_rate: float | None,
-                 batch_size: int | None, suffix: str | None, seed: int | None) -> None:
+def finetune_run(ws_name: str, provider: str, model: str | None, base_model: str | None, lora_rank: int | None,
+                 resume_job: str | None, epochs: str, learning_rate: float | None, batch_size: int | None,
+                 suffix: str | None, seed: int | None) -> None:
     """Train on the training side of the split (making the split first if there is none)."""
     ws = _open(ws_name)
     if splits.saved_split(ws) is None:
@@ -398,6 +402,20 @@ def finetune_run(ws_name: str, provider: str, model: str | None, epochs: str, le
         job = finetune.run_local(ws, hp, on_epoch=lambda m: click.echo(
             f"  epoch {m.epoch}: train loss {m.train_loss:.4f}"
             + (f", dev loss {m.valid_loss:.4f}" if m.valid_loss is not None else ""), err=True))
+    elif provider == "lora":
+        from .providers.lora_trainer import LoraSettings, missing
+
+        if missing():
+            raise WorkbenchError(f"the LoRA trainer cannot run here: {missing()}")
+        given = {"base_model": base_model, "rank": lora_rank, "learning_rate": learning_rate,
+                 "batch_size": batch_size, "seed": seed, "epochs": None if epochs == "auto" else int(epochs)}
+        settings = LoraSettings.model_validate({k: v for k, v in given.items() if v is not None})
+        job = finetune.run_lora(ws, settings, resume=resume_job, on_step=lambda m: click.echo(
+            f"  epoch {m.epoch} step {m.step}/{m.steps}: loss {m.train_loss:.4f}, about {m.seconds_left:.0f} s left",
+            err=True), on_epoch=lambda e: click.echo(
+            f"  epoch {e.epoch}: train loss {e.train_loss:.4f}"
+            + (f", dev loss {e.valid_loss:.4f}" if e.valid_loss is not None else "") + f" ({e.seconds:.0f} s)",
+            err=True))
     else:
         hyper = {"n_epochs": epochs if epochs == "auto" else int(epochs), "batch_size": batch_size,
                  "learning_rate_multiplier": learning_rate}
@@ -418,7 +436,7 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
             click.echo(f"{j['id']}  {j['provider']:<7} {j['state']:<10} {j['fine_tuned_model'] or ''}")
         return
     job = finetune.get_job(ws, job_id)
-    if job["provider"] != "local" and job["state"] not in finetune.TERMINAL:
+    if job["provider"] not in finetune.IN_PROCESS and job["state"] not in finetune.TERMINAL:
         job = finetune.refresh(ws, job_id, providers.get_fine_tuner(name=job["provider"]))
     if as_json:
         _echo_json(job)

@@ -94,6 +94,8 @@ class Arms:
 
     def _ft_chat(self) -> Any:
         ref = self.ft_ref
+        if ref is not None and ref.kind == "lora":
+            return finetune.lora_chat(self.ws, ref.id)
         if ref is None or ref.kind == "local":
             return None
         from .providers import REGISTRY, get_fine_tuner, load_providers_config

@@ -29,6 +29,7 @@ BYO_KEY = "finetune_byo_models"
 LOCAL_LABEL = "Local trainer (offline stand-in for a fine-tuned LLM)"
 LOCAL_BASE_MODEL = "all-MiniLM-L6-v2 + linear answer layer"
 TERMINAL = ("succeeded", "failed", "cancelled")
+IN_PROCESS = ("local", "lora")      # trainers that run in the app's process: no provider to ask for status
 
 
 @dataclass
@@ -203,6 +204,69 @@ def run_local(ws: Workspace, hyperparameters: Any = None, embed: Callable[[list[
     return get_job(ws, job_id)
 
 
+def run_lora(ws: Workspace, settings: Any = None, on_step: Callable[[Any], None] | None = None,
+             on_epoch: Callable[[Any], None] | None = None, should_stop: Callable[[], bool] | None = None,
+             resume: str | None = None) -> dict[str, Any]:
+    """Train a LoRA of the local model on the train side (early stopping on dev, never test); the job is
+    saved first, a checkpoint per epoch after, so `resume=job_id` goes on after a crash or a cancel."""
+    from .providers.lora_trainer import LoraSettings, base_source, train
+
+    split = _require_split(ws)
+    side = sides(ws, split)
+    fts = FineTuneSettings.load(ws)
+    if resume:
+        job = get_job(ws, resume)
+        settings = LoraSettings.model_validate(job["hyperparameters"])
+    else:
+        settings = settings or LoraSettings()
+        folder, gguf = base_source(settings)
+        job_id = f"lora-{uuid.uuid4().hex[:10]}"
+        job = {"id": job_id, "provider": "lora", "base_model": gguf or folder, "state": "running",
+               "created_at": time.time(), "hyperparameters": settings.model_dump(), "split": split.to_dict(),
+               "trained_on": TrainingRecord.of(side.train, side.dev).to_dict(), "metrics": [],
+               "events": [{"created_at": time.time(), "level": "info", "message": "training started"}]}
+    job.update(state="running", error=None)
+    _save_job(ws, job)
+
+    def epoch_done(e: Any) -> None:
+        job["metrics"] = [m for m in job["metrics"] if m["step"] != e.epoch] + [
+            {"step": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss, "seconds": e.seconds}]
+        _save_job(ws, job)  # the curve is kept as it grows
+        if on_epoch:
+            on_epoch(e)
+
+    try:
+        result = train(to_examples(side.train, fts.system_prompt), to_examples(side.dev, fts.system_prompt),
+                       settings, ws.file(f"models/{job['id']}"), on_step, epoch_done, should_stop)
+    except BaseException as exc:   # Ctrl-C or the page's Stop button is a cancel, anything else a failure
+        stopped = not isinstance(exc, Exception)
+        job.update(state="cancelled" if stopped else "failed",
+                   error=("stopped" if stopped else f"{type(exc).__name__}: {exc}")
+                   + "; resume goes on from the last finished epoch")
+        _save_job(ws, job)
+        raise
+    if result.cancelled:
+        job.update(state="cancelled")
+        job["events"].append({"created_at": time.time(), "level": "info",
+                              "message": "cancelled; resume goes on from the last finished epoch"})
+    else:
+        job.update(state="succeeded", fine_tuned_model=job["id"])
+        job["events"].append({"created_at": time.time(), "level": "info", "message":
+                              f"done on {result.device}: {len(result.epochs)} epochs, best epoch {result.best_epoch}"
+                              + (" (stopped early)" if result.stopped_early else "")
+                              + (f", resumed after epoch {result.resumed_from}" if result.resumed_from else "")})
+    _save_job(ws, job)
+    return get_job(ws, job["id"])
+
+
+def lora_chat(ws: Workspace, job_id: str) -> Any:
+    """The trained adapter of a LoRA job as a chat model."""
+    from .providers.lora_trainer import LoraChat, LoraSettings
+
+    job = get_job(ws, job_id)
+    return LoraChat(ws.file(f"models/{job_id}/adapter"), LoraSettings.model_validate(job["hyperparameters"]), job_id)
+
+
 def start_job(ws: Workspace, tuner: FineTuner, model: str, hyperparameters: dict[str, Any] | None = None,
               suffix: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """Start a job on a hosted fine-tuner with the split's train side (dev as validation, never test); the
@@ -232,7 +296,7 @@ def start_job(ws: Workspace, tuner: FineTuner, model: str, hyperparameters: dict
 def refresh(ws: Workspace, job_id: str, tuner: FineTuner) -> dict[str, Any]:
     """Read a provider job's status, events and metrics, and save them."""
     job = get_job(ws, job_id)
-    if job["provider"] == "local" or job["state"] in TERMINAL and job.get("metrics"):
+    if job["provider"] in IN_PROCESS or job["state"] in TERMINAL and job.get("metrics"):
         return job
     status = tuner.status(job_id)
     job.update(state=status.state, fine_tuned_model=status.fine_tuned_model, trained_tokens=status.trained_tokens,
@@ -252,7 +316,7 @@ def cancel(ws: Workspace, job_id: str, tuner: FineTuner) -> dict[str, Any]:
 
 def open_jobs(ws: Workspace) -> list[dict[str, Any]]:
     """Provider jobs not finished yet: after a restart, refresh these to resume."""
-    return [j for j in jobs(ws) if j["provider"] != "local" and j["state"] not in TERMINAL]
+    return [j for j in jobs(ws) if j["provider"] not in IN_PROCESS and j["state"] not in TERMINAL]
 
 
 # --- trained models ---------------------------------------------------------------------------------
@@ -260,7 +324,7 @@ def open_jobs(ws: Workspace) -> list[dict[str, Any]]:
 @dataclass
 class TrainedModel:
     id: str
-    kind: Literal["local", "openai", "openai-compatible"]
+    kind: Literal["local", "lora", "openai", "openai-compatible"]
     label: str
     offline: bool
     base_url: str | None = None
@@ -304,6 +368,10 @@ def trained_models(ws: Workspace) -> list[TrainedModel]:
         record = TrainingRecord.from_dict(j.get("trained_on"))
         if j["provider"] == "local":
             out.append(TrainedModel(j["id"], "local", f"{LOCAL_LABEL}, trained {_when(j['created_at'])}", True,
+                                    trained_on=record))
+        elif j["provider"] == "lora":
+            out.append(TrainedModel(j["id"], "lora", f"LoRA {j['id']} of {j['base_model']}, trained "
+                                                     f"{_when(j['created_at'])} (local, transformers + peft)", True,
                                     trained_on=record))
         else:
             out.append(TrainedModel(j["fine_tuned_model"], "openai", f"{j['fine_tuned_model']} (OpenAI fine-tune)",
