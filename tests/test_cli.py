@@ -200,6 +200,21 @@ def test_ask_streams_the_local_llm_s_answer_and_can_use_the_extractive_answerer(
     assert "30 days" in quoted["text"] and quoted["provider"].startswith("Extractive answerer")
 
 
+@pytest.mark.timeout(900)
+def test_finetune_run_lora_from_the_cli(tmp_path):
+    pytest.importorskip("peft", reason='the lora extra: pip install -e ".[lora]"')
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text("\n".join(json.dumps({"question": f"What is release {n} called?", "answer": f"Release {n} is R{n}."})
+                               for n in range(1, 31)))
+    run("ingest", str(facts), "--qa", "--workspace", "lora-cli")
+    out = run("finetune", "run", "--provider", "lora", "--workspace", "lora-cli", "--epochs", "1", "--lora-rank", "4")
+    assert out.exit_code == 0 and ": succeeded -> lora-" in out.stdout
+    assert "epoch 1 step 1/" in out.output and "s left" in out.output and "epoch 1: train loss" in out.output
+    listed = json.loads(run("finetune", "status", "--workspace", "lora-cli", "--json").stdout)
+    assert listed[0]["provider"] == "lora" and listed[0]["base_model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert listed[0]["metrics"][0]["valid_loss"] > 0
+
+
 def test_ingest_corpus_jsonl_and_qa(tmp_path):
     corpus_file = tmp_path / "corpus.jsonl"
     corpus_file.write_text('{"id": "a", "title": "A", "text": "Alpha"}\n{"id": "b", "title": "B", "text": "Beta"}\n')
@@ -226,6 +241,9 @@ def test_finetune_commands(tmp_path):
     job_id = trained.stdout.strip().splitlines()[-1].split(":")[0]
     status = run("finetune", "status", job_id, "--workspace", "sample")
     assert f"{job_id} (local" in status.output and "succeeded" in status.output
+    listed = json.loads(run("finetune", "status", "--workspace", "sample", "--json").stdout)
+    assert [(j["id"], j["provider"], j["state"]) for j in listed] == [(job_id, "local", "succeeded")]
+    assert listed[0]["base_model"] and listed[0]["metrics"][0]["train_loss"] > 0
     resplit = run("finetune", "split", "--workspace", "sample", "--seed", "3")
     assert "warning: 1 trained model(s) exist. Compare checks each of them against the new split" in resplit.output
     pairs = tmp_path / "byo.jsonl"

@@ -100,6 +100,7 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(base, tmp_path):
     assert again.resumed_from == 2 and len(again.epochs) == 2
 
 
+@pytest.mark.local_llm
 @pytest.mark.timeout(900)
 def test_the_lora_job_trains_on_train_early_stops_on_dev_and_is_compared_on_test():
     ws = workspace.open_workspace("lora", create=True)
@@ -114,10 +115,12 @@ def test_the_lora_job_trains_on_train_early_stops_on_dev_and_is_compared_on_test
     assert set(record["train_ids"]) == {p.id for p in side.train} and set(record["dev_ids"]) == {p.id for p in side.dev}
     model = next(m for m in finetune.trained_models(ws) if m.kind == "lora")
     assert model.offline and "LoRA" in model.label
-    settings = evaluation.EvalSettings(arms=["ft"], ft_model=model.id)
+    settings = evaluation.EvalSettings(arms=["base", "ft"], ft_model=model.id)
     run_id = evaluation.create_run(ws, side.test, settings)                  # no overlap with what it saw
     ctx = evaluation.build_arms(ws, settings)
     evaluation.run(ws, run_id, ctx)
     summary = evaluation.summarize(ws, run_id)
     assert summary["run"]["overlap"] == 0 and summary["ft"]["metrics"]["f1_n"] == len(side.test)
     assert summary["ft"]["provider"].startswith(f"LoRA {model.id} of SmolLM2-135M-Instruct")
+    assert summary["base"]["provider"].startswith("SmolLM2-135M-Instruct, local")
+    assert not any("different models" in n for n in summary["run"]["notes"])   # one base model, tuned or not

@@ -1,4 +1,8 @@
 """The Fine-tune page, clicked through with AppTest on the sample workspace."""
+import json
+
+import pytest
+
 from workbench import finetune, splits, workspace
 
 
@@ -57,3 +61,35 @@ def test_launching_an_openai_job_from_the_page(app_test, openai_server, openai_p
     assert not at.exception
     assert any(s.value.startswith("Job ftjob-") for s in at.success)
     assert finetune.jobs(workspace.open_workspace("sample"))[0]["provider"] == "openai"
+
+
+@pytest.mark.timeout(900)
+def test_training_a_lora_from_the_page_then_resuming_a_stopped_run(app_test):
+    pytest.importorskip("peft", reason='the lora extra: pip install -e ".[lora]"')
+    from workbench import corpus
+
+    ws = workspace.open_workspace("lora-page", create=True)
+    facts = [{"question": f"What is the code name of release {n}?", "answer": f"Release {n} is called R{n * 7}."}
+             for n in range(1, 31)]
+    corpus.ingest(ws, [("facts.jsonl", "\n".join(json.dumps(f) for f in facts).encode())], kind="qa")
+    splits.make_split(ws)
+    at = app_test("lora-page").run()
+    at.switch_page("pages/finetune.py").run()
+    at.radio(key="ft_provider").set_value("lora").run()
+    assert at.button(key="ft_resume_lora").disabled                    # nothing stopped yet
+    at.number_input(key="ft_lora_epochs").set_value(1)
+    at.number_input(key="ft_lora_max").set_value(64)
+    at.button(key="ft_train_lora").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Trained lora-") and "best epoch 1" in s.value for s in at.success)
+    board = next(d.value for d in at.dataframe if "job" in d.value.columns)
+    assert board.iloc[0]["provider"] == "lora" and board.iloc[0]["state"] == "succeeded"
+    # A run stopped part way (as the page's Stop button does) is offered for resuming.
+    job = finetune.get_job(ws, board.iloc[0]["job"])
+    job.update(state="cancelled", fine_tuned_model=None)
+    finetune._save_job(ws, job)
+    at.run()
+    assert not at.button(key="ft_resume_lora").disabled and at.button(key="ft_resume_lora").label == f"Resume {job['id']}"
+    at.button(key="ft_resume_lora").click().run()
+    assert any("resumed after epoch 1" in s.value for s in at.success)
+    assert finetune.get_job(ws, job["id"])["state"] == "succeeded"

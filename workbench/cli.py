@@ -431,6 +431,10 @@ def finetune_run(ws_name: str, provider: str, model: str | None, base_model: str
 def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
     """A job's state, events and metrics (reading the provider again for jobs still running); all jobs without JOB_ID."""
     ws = _open(ws_name)
+    if job_id is None and as_json:
+        _echo_json([{k: j.get(k) for k in ("id", "provider", "state", "base_model", "fine_tuned_model", "error",
+                                           "metrics")} for j in finetune.jobs(ws)])
+        return
     if job_id is None:
         for j in finetune.jobs(ws):
             click.echo(f"{j['id']}  {j['provider']:<7} {j['state']:<10} {j['fine_tuned_model'] or ''}")

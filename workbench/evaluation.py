@@ -626,6 +626,12 @@ def routing_accuracy(routed: list[dict[str, Any]], saved: dict[str, dict[str, Qu
             "arms_disagree_share": len(picked) / compared if compared else None, "routing_compared": compared}
 
 
+def _base_model(provider: str) -> str:
+    """The model under an arm's provider label: a LoRA of X is X (the arms then differ by the tuning only)."""
+    name = provider.split(",")[0]
+    return name.split(" of ", 1)[1] if name.startswith("LoRA ") and " of " in name else name
+
+
 def _notes(ws: Workspace, questions: list[QAPair], settings: EvalSettings) -> list[str]:
     """What a reader must know to read the figures: settings tuned on these very questions."""
     from . import index, sample
@@ -676,7 +682,7 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
             out[arm]["cost_note"] = (f"{extras['unpriced']} answer(s) by {provider} have no known price, so the cost "
                                      "per query leaves them out; add the model's price as a custom price")
     by_model = {arm: out[arm]["provider"] for arm in settings.arms if arm != "router" and out[arm]["provider"]}
-    if len(set(by_model.values())) > 1:
+    if len({_base_model(p) for p in by_model.values()}) > 1:
         out["run"]["notes"].append(
             "The arms are answered by different models (" + "; ".join(f"{ARM_LABELS[a]}: {p}" for a, p in
                                                                 by_model.items())

@@ -370,9 +370,11 @@ def trained_models(ws: Workspace) -> list[TrainedModel]:
             out.append(TrainedModel(j["id"], "local", f"{LOCAL_LABEL}, trained {_when(j['created_at'])}", True,
                                     trained_on=record))
         elif j["provider"] == "lora":
-            out.append(TrainedModel(j["id"], "lora", f"LoRA {j['id']} of {j['base_model']}, trained "
-                                                     f"{_when(j['created_at'])} (local, transformers + peft)", True,
-                                    trained_on=record))
+            from .providers.lora_trainer import LoraSettings, base_name
+
+            base = base_name(LoraSettings.model_validate(j["hyperparameters"]))
+            out.append(TrainedModel(j["id"], "lora", f"LoRA {j['id']} of {base}, local (transformers + peft), "
+                                                     f"trained {_when(j['created_at'])}", True, trained_on=record))
         else:
             out.append(TrainedModel(j["fine_tuned_model"], "openai", f"{j['fine_tuned_model']} (OpenAI fine-tune)",
                                     False, trained_on=record))

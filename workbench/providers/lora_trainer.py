@@ -23,6 +23,7 @@ from pydantic import Field
 
 from ..config import Strict
 from ..errors import WorkbenchError
+from .llamacpp import LlamaCppSettings
 
 INSTALL = 'pip install -e ".[lora]"'
 LABEL = "LoRA of the local model (transformers + peft, on this machine)"
@@ -96,12 +97,19 @@ def base_source(settings: LoraSettings) -> tuple[str, str | None]:
     return str(path.parent), path.name
 
 
+def base_name(settings: LoraSettings) -> str:
+    """The base model's name as the chat role labels it (so a LoRA and its base read as one model)."""
+    return Path(settings.base_model).name if settings.base_model else "SmolLM2-135M-Instruct"
+
+
 def load_base(settings: LoraSettings) -> tuple[Any, Any]:
     """The base model in float32 and its tokenizer, read once per process (a fresh copy of the weights is
     made for each training run so the cached base stays untouched)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()       # the page and the CLI show their own progress
     folder, gguf = base_source(settings)
     key = (folder, gguf or "")
     with _BASES_LOCK:
@@ -300,8 +308,7 @@ class LoraChat:
         if not (adapter / "adapter_config.json").is_file():
             raise WorkbenchError(f"no LoRA adapter at {adapter}")
         self.adapter, self.settings, self.model_id = adapter, settings, model_id
-        folder, gguf = base_source(settings)
-        self.label = f"LoRA {model_id} of {Path(gguf or folder).stem}, local (transformers + peft)"
+        self.label = f"LoRA {model_id} of {base_name(settings)}, local (transformers + peft)"
         self.context_window = None
 
     def _model(self) -> tuple[Any, Any, threading.Lock]:
@@ -332,7 +339,10 @@ class LoraChat:
             out = model.generate(**ids, max_new_tokens=limit, do_sample=False, pad_token_id=tokenizer.pad_token_id)
             seconds = time.perf_counter() - started
         new = out[0, ids["input_ids"].shape[1]:]
-        text = tokenizer.decode(new, skip_special_tokens=True).strip()
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        for stop in LlamaCppSettings().stop:     # the same next-turn guard as the base model's runtime
+            text = text.split(stop)[0]
+        text = text.strip()
         if on_token is not None:
             on_token(text)
         return ChatResult(text, int(ids["input_ids"].shape[1]), int(len(new)), self.model_id,
