@@ -177,7 +177,8 @@ class Arms:
         else:
             out = self.ft_chat.complete(messages, max_tokens=self.prompts.rag.max_output_tokens)
             price = self.ft_prices()
-            cost = (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
+            cost = 0.0 if self.ft_chat.offline else \
+                (out.prompt_tokens * price[0] + out.completion_tokens * price[1]) / 1e6 if price else None
             # a tuned model answers in the form it was trained on (prose), whatever the templates ask
             r = self._result("ft", p, out.text, out.abstained or rag.is_refusal(out.text, self.prompts),
                              provider=self.ft_label(), prompt_tokens=out.prompt_tokens,
@@ -193,7 +194,7 @@ class Arms:
             prices = self.ft_prices()
             answer = rag.ask(p.question, self.retriever, self.ft_chat, self.retrieval, self.prompts, self.book,
                              self.context_window, retrieval=retrieval, prices=prices)
-            if prices is None:  # never the base model's list price for a fine-tuned model
+            if prices is None and not self.ft_chat.offline:  # never the base model's list price for a tuned model
                 answer.cost_usd = None
             return self._from_answer("ft_rag", p, answer, retrieval)
         # Offline stand-in: the extractive answerer reads the retrieved passages, and the local model's

@@ -19,7 +19,7 @@ def _config(tmp_path, monkeypatch, chat: str) -> None:
     monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
 
 
-def test_local_llm_speed_and_compare_on_the_sample(tmp_path, monkeypatch):
+def test_local_llm_speed_and_compare_on_the_sample(tmp_path, monkeypatch, timed_compare):
     _config(tmp_path, monkeypatch, "llamacpp")
     chat = providers.get_chat_model()
     started = time.perf_counter()
@@ -38,12 +38,7 @@ def test_local_llm_speed_and_compare_on_the_sample(tmp_path, monkeypatch):
     for name, arms in (("llamacpp", list(evaluation.ARM_LABELS)), ("extractive", ["base", "rag"])):
         _config(tmp_path, monkeypatch, name)
         settings = evaluation.EvalSettings(arms=arms, concurrency=1)
-        ctx = evaluation.build_arms(ws, settings)
-        run_id = evaluation.create_run(ws, questions, settings)
-        t0 = time.perf_counter()
-        evaluation.run(ws, run_id, ctx)
-        wall = time.perf_counter() - t0
-        summary = evaluation.summarize(ws, run_id, ctx.embedder)
+        summary, wall, ctx = timed_compare(ws, questions, settings)
         print(f"{ctx.chat.label}: {len(questions)} test questions x {len(arms)} arms in {wall:.0f} s")
         for arm in settings.arms:
             m = summary[arm]["metrics"]

@@ -13,7 +13,7 @@ pytest.importorskip("peft", reason='the lora extra: pip install -e ".[lora]"')
 
 
 @pytest.mark.local_llm
-def test_lora_time_per_epoch_and_the_two_by_two_on_the_sample(tmp_path):
+def test_lora_time_per_epoch_and_the_two_by_two_on_the_sample(tmp_path, timed_compare):
     from workbench.providers.lora_trainer import LoraSettings
 
     ws = workspace.open_workspace("sample", home=tmp_path, create=True)
@@ -31,12 +31,7 @@ def test_lora_time_per_epoch_and_the_two_by_two_on_the_sample(tmp_path):
           + "; ".join(f"epoch {m['step']}: train {m['train_loss']:.3f}, dev {m['valid_loss']:.3f}" for m in job["metrics"]))
     questions = evaluation.default_questions(ws)
     run_settings = evaluation.EvalSettings(arms=["base", "rag", "ft", "ft_rag"], concurrency=1, ft_model=job["id"])
-    ctx = evaluation.build_arms(ws, run_settings)
-    run_id = evaluation.create_run(ws, questions, run_settings)
-    t0 = time.perf_counter()
-    evaluation.run(ws, run_id, ctx)
-    wall = time.perf_counter() - t0
-    summary = evaluation.summarize(ws, run_id, ctx.embedder)
+    summary, wall, _ = timed_compare(ws, questions, run_settings)
     print(f"{len(questions)} test questions x 4 arms in {wall:.0f} s")
     for arm in run_settings.arms:
         m = summary[arm]["metrics"]
