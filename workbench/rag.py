@@ -68,9 +68,9 @@ class Prompts(Strict):
             return json.dumps({"answerable": not refused, "answer": "" if refused else example.answer})
         return self.refusal if refused else example.answer
 
-    def closed_book_messages(self, question: str, system: str | None = None) -> list[dict[str, str]]:
+    def closed_book_messages(self, question: str) -> list[dict[str, str]]:
         """The base arm's request: the system line, the worked examples, the question."""
-        turns = [{"role": "system", "content": system or self.closed_book_system()}]
+        turns = [{"role": "system", "content": self.closed_book_system()}]
         for ex in self.closed_book.examples:
             turns += [{"role": "user", "content": ex.question},
                       {"role": "assistant", "content": self.example_reply(ex)}]

@@ -333,14 +333,15 @@ class LoraChat:
         model, tokenizer, lock = self._model()
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                             return_dict=True)
-        limit = min(max_tokens, 64)
+        runtime = LlamaCppSettings()            # the base model's answer cap and stop guard, so the arms match
+        limit = min(max_tokens, runtime.max_output_tokens)
         with lock, torch.no_grad():
             started = time.perf_counter()
             out = model.generate(**ids, max_new_tokens=limit, do_sample=False, pad_token_id=tokenizer.pad_token_id)
             seconds = time.perf_counter() - started
         new = out[0, ids["input_ids"].shape[1]:]
         text = tokenizer.decode(new, skip_special_tokens=True)
-        for stop in LlamaCppSettings().stop:     # the same next-turn guard as the base model's runtime
+        for stop in runtime.stop:
             text = text.split(stop)[0]
         text = text.strip()
         if on_token is not None:
