@@ -58,6 +58,13 @@ def test_the_loss_is_on_the_reply_tokens_only(base):
     assert "What is the code name" not in tokenizer.decode(reply)
 
 
+@pytest.mark.timeout(300)
+def test_answers_cut_off_by_max_length_are_refused_not_trained_on_as_nan(base, tmp_path):
+    short = QUICK.model_copy(update={"max_length": 16})
+    with pytest.raises(WorkbenchError, match=r"every training example's answer falls past max_length \(16 tokens\)"):
+        lora_trainer.train(_examples(FACTS[:4]), [], short, tmp_path)
+
+
 @pytest.mark.timeout(600)
 def test_one_epoch_on_20_pairs_lowers_the_loss_and_the_adapter_reloads_and_answers(base, tmp_path):
     model, tokenizer = base

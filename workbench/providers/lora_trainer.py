@@ -211,9 +211,14 @@ def train(train_examples: list[dict[str, Any]], dev_examples: list[dict[str, Any
         result.epochs = [EpochResult(**e) for e in state["epochs"]]
         result.best_epoch, best_loss = state["best_epoch"], state["best_loss"]
         result.resumed_from = start_epoch
-    encoded = [encode(tokenizer, e["messages"], settings.max_length) for e in train_examples]
-    dev = _batches([encode(tokenizer, e["messages"], settings.max_length) for e in dev_examples],
-                   settings.batch_size, tokenizer.pad_token_id)
+    # an example whose answer falls past max_length has nothing to learn from (and a NaN loss)
+    encoded = [x for x in (encode(tokenizer, e["messages"], settings.max_length) for e in train_examples)
+               if any(y != -100 for y in x[1][1:])]
+    if not encoded:
+        raise WorkbenchError(f"every training example's answer falls past max_length ({settings.max_length} "
+                             "tokens): raise max_length", field="fine_tuner.max_length")
+    dev = _batches([x for x in (encode(tokenizer, e["messages"], settings.max_length) for e in dev_examples)
+                    if any(y != -100 for y in x[1][1:])], settings.batch_size, tokenizer.pad_token_id)
     rng = random.Random(settings.seed)
     orders = [rng.sample(range(len(encoded)), len(encoded)) for _ in range(settings.epochs)]
     steps = math.ceil(len(encoded) / settings.batch_size)
