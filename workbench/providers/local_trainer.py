@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import WorkbenchError
 from ..text import words
+from .protocols import JobStatus
 
 
 def answer_words(text: str) -> list[str]:
@@ -211,7 +212,7 @@ class LocalFineTuner:
         if job.workspace is None:
             raise WorkbenchError("the local trainer saves its model in a workspace: the job needs one")
         hp = Hyperparameters(**{k: v for k, v in job.hyperparameters.items() if k in Hyperparameters.__dataclass_fields__})
-        return self._status(finetune.run_local(job.workspace, hp))
+        return JobStatus.of_saved(finetune.run_local(job.workspace, hp))
 
     def check(self, examples: list[dict[str, Any]], model: str) -> Any:
         from ..training_data import check
@@ -227,12 +228,6 @@ class LocalFineTuner:
     def cancel(self, job_id: str) -> Any:
         raise WorkbenchError(f"{job_id} ran in this process and finished; there is nothing to cancel")
 
-    @staticmethod
-    def _status(saved: dict[str, Any]) -> Any:
-        from .protocols import JobEvent, JobStatus
-
-        return JobStatus(saved["id"], saved["state"], saved["fine_tuned_model"], None, saved["error"],
-                         [JobEvent(**e) for e in saved["events"]], saved["metrics"])
 
 
 def register(registry: Any) -> None:

@@ -24,6 +24,7 @@ from pydantic import Field
 from ..config import Strict
 from ..errors import WorkbenchError
 from .llamacpp import LlamaCppSettings
+from .protocols import JobStatus
 
 INSTALL = 'pip install -e ".[lora]"'
 LABEL = "LoRA of the local model (transformers + peft, on this machine)"
@@ -373,7 +374,7 @@ class LoraFineTuner:
         if job.workspace is None:
             raise WorkbenchError("the LoRA trainer saves its adapter in a workspace: the job needs one")
         hp = {k: v for k, v in job.hyperparameters.items() if k in LoraSettings.model_fields and v is not None}
-        return _status(finetune.run_lora(job.workspace, self.settings.model_copy(update=hp)))
+        return JobStatus.of_saved(finetune.run_lora(job.workspace, self.settings.model_copy(update=hp)))
 
     def check(self, examples: list[dict[str, Any]], model: str) -> Any:
         from ..training_data import check
@@ -389,13 +390,6 @@ class LoraFineTuner:
     def cancel(self, job_id: str) -> Any:
         raise WorkbenchError(f"{job_id} runs in this process: stop it from the page or with Ctrl-C; it resumes "
                              "from its last checkpoint")
-
-
-def _status(saved: dict[str, Any]) -> Any:
-    from .protocols import JobEvent, JobStatus
-
-    return JobStatus(saved["id"], saved["state"], saved["fine_tuned_model"], None, saved["error"],
-                     [JobEvent(**e) for e in saved["events"]], saved["metrics"])
 
 
 def register(registry: Any) -> None:

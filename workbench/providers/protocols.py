@@ -86,6 +86,12 @@ class JobStatus:
     events: list[JobEvent] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)   # step, train_loss, valid_loss, train_accuracy
 
+    @classmethod
+    def of_saved(cls, saved: dict[str, Any]) -> JobStatus:
+        """The status of a job as the workspace saved it (an in-process trainer's job)."""
+        return cls(saved["id"], saved["state"], saved["fine_tuned_model"], None, saved["error"],
+                   [JobEvent(**e) for e in saved["events"]], saved["metrics"])
+
 
 @dataclass
 class JobRequest:
