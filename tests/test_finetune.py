@@ -178,3 +178,16 @@ def test_bring_your_own_model():
     seen = [QAPair("What is the refund window?", "30 days", id="r1", source="mine.jsonl")]
     model = finetune.register_model(ws, "other", "http://localhost:8001/v1", "other", trained_on=seen)
     assert [p.id for p in model.trained_on.pairs] == ["r1"] and "training file" in model.trained_on.note
+
+
+def test_the_local_trainer_launched_through_the_fine_tuner_protocol_reports_its_saved_job():
+    from workbench.providers import JobRequest, JobStatus
+
+    ws = sample.open_sample()
+    splits.make_split(ws)
+    tuner = providers.get_fine_tuner(name="local")
+    status = tuner.launch(JobRequest("local", [], [], {"epochs": 3}, workspace=ws))
+    saved = finetune.get_job(ws, status.id)
+    assert isinstance(status, JobStatus) and status.state == saved["state"] == "succeeded"
+    assert status.fine_tuned_model == status.id and len(status.metrics) == len(saved["metrics"]) == 3
+    assert [e.message for e in status.events] == [e["message"] for e in saved["events"]]
