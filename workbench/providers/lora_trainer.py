@@ -8,6 +8,7 @@ saved in PEFT format, which vLLM, Ollama (ADAPTER) and llama.cpp's LoRA converte
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import math
@@ -194,7 +195,7 @@ def train(train_examples: list[dict[str, Any]], dev_examples: list[dict[str, Any
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     base, tokenizer = load_base(settings)
-    model = get_peft_model(_copy(base), LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
                                                    target_modules=list(settings.target_modules), lora_dropout=0.0,
                                                    task_type="CAUSAL_LM"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -266,12 +267,6 @@ def train(train_examples: list[dict[str, Any]], dev_examples: list[dict[str, Any
     return result
 
 
-def _copy(base: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(base)
-
-
 def _save_adapter(model: Any, folder: Path) -> None:
     """The adapter in PEFT format, replaced atomically (a crash mid-save keeps the previous best)."""
     tmp = folder.with_name(folder.name + ".tmp")
@@ -324,7 +319,7 @@ class LoraChat:
         key = str(self.adapter)
         with _BASES_LOCK:
             if key not in _ADAPTED:
-                model = PeftModel.from_pretrained(_copy(base), str(self.adapter))
+                model = PeftModel.from_pretrained(copy.deepcopy(base), str(self.adapter))
                 model.eval()
                 _ADAPTED[key] = (model, threading.Lock())
         model, lock = _ADAPTED[key]
