@@ -48,6 +48,9 @@ Faults: ``server.inject(fault, times=1, path=None)`` queues a fault for the next
 - ``{"type": "echo_auth", "status": 400}``: an error whose message echoes the request's Authorization
   header (as some proxies and self-hosted servers do), e.g. "... got 'Bearer sk-...'".
 
+Together AI's and Fireworks AI's fine-tuning endpoints (and Fireworks' ``/inference/v1`` chat) are served too;
+see tests/hosted_finetune_server.py.
+
 ``server.requests`` records every request received (faulted and unauthorised ones included) as
 ``{"method", "path", "query", "headers" (lower-cased names), "json"}``; ``json`` is None for bodies
 that are not JSON (e.g. multipart uploads). ``server.errors`` collects exceptions raised inside the
@@ -74,6 +77,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from hosted_finetune_server import FireworksError, HostedFineTuning
 
 __all__ = ["OpenAIServer", "embed_text"]
 
@@ -428,6 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
             "json": body,
         })
 
+        if path.startswith("/inference/v1/"):  # Fireworks' OpenAI-compatible inference base (logged as asked)
+            path = path[len("/inference"):]
         fault = owner._take_fault(path)
         self._trickle: dict | None = None
         transform: dict | None = None
@@ -466,7 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, payload, extra = owner._route(self.command, path[len("/v1"):] or "/", body, raw_body,
                                                   headers, parse_qs(split.query))
-        except _APIError as err:
+        except (_APIError, FireworksError) as err:
             return self._send(err.status, err.body, headers=err.headers)
         except Exception as exc:  # a bug in this server: report it as a 500 and keep it for the test
             owner.errors.append(exc)
@@ -494,7 +501,7 @@ class _HTTPServer(ThreadingHTTPServer):
 # ------------------------------------------------------------------------------------------- server
 
 
-class OpenAIServer:
+class OpenAIServer(HostedFineTuning):
     """An in-process OpenAI-compatible server on 127.0.0.1 (a free port)."""
 
     def __init__(self, api_key: str = DEFAULT_API_KEY, *, host: str = "127.0.0.1", port: int = 0,
@@ -517,6 +524,7 @@ class OpenAIServer:
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._hosted_init()
 
     # -- lifecycle
 
@@ -566,6 +574,7 @@ class OpenAIServer:
             self.errors.clear()
             self.files.clear()
             self.jobs.clear()
+            self._hosted_init()
 
     @property
     def open_connections(self) -> int:
@@ -674,6 +683,14 @@ class OpenAIServer:
                     if model["id"] == parts[1]:
                         return 200, model, None
                 raise _APIError(404, f"The model '{parts[1]}' does not exist", code="model_not_found", param="model")
+        if method == "POST" and parts == ["files", "upload"]:
+            return 200, self._together_upload(raw, headers), None
+        if parts and parts[0] == "fine-tunes":
+            return self._together_route(method, parts[1:], body)
+        if parts and parts[0] == "accounts":
+            if parts[1:2] != [self.fireworks_account]:
+                raise FireworksError(403, f"the key has no access to account '{'/'.join(parts[1:2])}'")
+            return self._fireworks_route(method, parts[2:], body, raw, headers, q)
         if parts and parts[0] == "files":
             return self._files_route(method, parts[1:], raw, headers, q)
         if parts[:2] == ["fine_tuning", "jobs"]:

@@ -369,15 +369,18 @@ def finetune_register(name: str, ws_name: str, base_url: str, model_name: str, a
 
 @finetune_group.command("run")
 @_workspace_option
-@click.option("--provider", type=click.Choice(["local", "lora", "openai"]), default="local", show_default=True)
-@click.option("--model", help="Model to fine-tune (openai).")
-@click.option("--base-model", help="LoRA: a Hugging Face model folder (default: the bundled SmolLM2-135M-Instruct).")
-@click.option("--lora-rank", type=int, help="LoRA: the adapter's rank.")
+@click.option("--provider", type=click.Choice(["local", "lora", "together", "fireworks", "openai"]), default="local",
+              show_default=True, help="local: the offline stand-in; lora: a real LoRA on this machine; together, "
+                                      "fireworks: hosted LoRA jobs; openai: until it closes to new jobs.")
+@click.option("--model", help="Hosted: the base model to fine-tune (default: the provider's default).")
+@click.option("--base-model", help="LoRA: a Hugging Face model folder or GGUF (default: the bundled "
+                                   "SmolLM2-135M-Instruct); hosted: the same as --model.")
+@click.option("--lora-rank", type=int, help="LoRA, together, fireworks: the adapter's rank.")
 @click.option("--resume", "resume_job", metavar="JOB_ID", help="LoRA: go on with a stopped job from its last epoch.")
 @click.option("--epochs", help="Epochs (a number, or auto).", default="auto", show_default=True)
-@click.option("--learning-rate", type=float, help="Local: learning rate; openai: learning-rate multiplier.")
+@click.option("--learning-rate", type=float, help="Learning rate (openai: the learning-rate multiplier).")
 @click.option("--batch-size", type=int)
-@click.option("--suffix", help="Suffix of the fine-tuned model's name (openai).")
+@click.option("--suffix", help="Suffix of the fine-tuned model's name (hosted).")
 @click.option("--seed", type=int)
 def finetune_run(ws_name: str, provider: str, model: str | None, base_model: str | None, lora_rank: int | None,
                  resume_job: str | None, epochs: str, learning_rate: float | None, batch_size: int | None,
@@ -417,10 +420,13 @@ def finetune_run(ws_name: str, provider: str, model: str | None, base_model: str
             + (f", dev loss {e.valid_loss:.4f}" if e.valid_loss is not None else "") + f" ({e.seconds:.0f} s)",
             err=True))
     else:
+        tuner = providers.get_fine_tuner(name=provider)
         hyper = {"n_epochs": epochs if epochs == "auto" else int(epochs), "batch_size": batch_size,
-                 "learning_rate_multiplier": learning_rate}
-        job = finetune.start_job(ws, providers.get_fine_tuner(name=provider),
-                                 model or finetune.FineTuneSettings.load(ws).model, hyper, suffix, seed)
+                 "learning_rate_multiplier" if provider == "openai" else "learning_rate": learning_rate}
+        if provider != "openai":
+            hyper["lora_rank"] = lora_rank
+        default = finetune.FineTuneSettings.load(ws).model if provider == "openai" else tuner.model_id
+        job = finetune.start_job(ws, tuner, model or base_model or default, hyper, suffix, seed)
     click.echo(f"{job['id']}: {job['state']}" + (f" -> {job['fine_tuned_model']}" if job["fine_tuned_model"] else ""))
 
 

@@ -101,11 +101,10 @@ class Arms:
         from .providers import REGISTRY, get_fine_tuner, load_providers_config
 
         cfg = load_providers_config()
-        if ref.kind == "openai":   # the model a hosted job yielded, from the fine-tuner that trained it
-            return get_fine_tuner(cfg, name="openai").chat_model(ref.id)
-        if ref.kind == "openai-compatible":
-            cfg = cfg.model_copy(update={"openai": cfg.openai.model_copy(
-                update={"base_url": ref.base_url, "api_key_env": ref.api_key_env})})
+        if ref.kind != "openai-compatible":   # the model a hosted job yielded, from the fine-tuner that trained it
+            return get_fine_tuner(cfg, name=ref.kind).chat_model(ref.id)
+        cfg = cfg.model_copy(update={"openai": cfg.openai.model_copy(
+            update={"base_url": ref.base_url, "api_key_env": ref.api_key_env})})
         backend = REGISTRY.get("chat", "openai")
         return backend.factory(backend.settings(model=ref.id), cfg)
 

@@ -30,6 +30,7 @@ LOCAL_LABEL = "Local trainer (offline stand-in for a fine-tuned LLM)"
 LOCAL_BASE_MODEL = "all-MiniLM-L6-v2 + linear answer layer"
 TERMINAL = ("succeeded", "failed", "cancelled")
 IN_PROCESS = ("local", "lora")      # trainers that run in the app's process: no provider to ask for status
+HOSTED_NAMES = {"openai": "OpenAI", "together": "Together AI", "fireworks": "Fireworks AI"}
 
 
 @dataclass
@@ -324,7 +325,7 @@ def open_jobs(ws: Workspace) -> list[dict[str, Any]]:
 @dataclass
 class TrainedModel:
     id: str
-    kind: Literal["local", "lora", "openai", "openai-compatible"]
+    kind: str               # local, lora, openai-compatible, or the hosted fine-tuner that trained it (openai, together, ...)
     label: str
     offline: bool
     base_url: str | None = None
@@ -376,8 +377,9 @@ def trained_models(ws: Workspace) -> list[TrainedModel]:
             out.append(TrainedModel(j["id"], "lora", f"LoRA {j['id']} of {base}, local (transformers + peft), "
                                                      f"trained {_when(j['created_at'])}", True, trained_on=record))
         else:
-            out.append(TrainedModel(j["fine_tuned_model"], "openai", f"{j['fine_tuned_model']} (OpenAI fine-tune)",
-                                    False, trained_on=record))
+            out.append(TrainedModel(j["fine_tuned_model"], j["provider"], f"{j['fine_tuned_model']} "
+                                    f"({HOSTED_NAMES.get(j['provider'], j['provider'])} fine-tune)", False,
+                                    trained_on=record))
     for m in ws.get_state(BYO_KEY) or []:
         out.append(TrainedModel(m["model"], "openai-compatible", f"{m['name']}: {m['model']} at {m['base_url']}",
                                 False, m["base_url"], m["api_key_env"], m.get("context_window"),

@@ -22,7 +22,8 @@ ROLES = ("tokenizer", "embedder", "chat", "fine_tuner", "vector_store")
 BUILTIN = ("workbench.providers.tiktoken_counter", "workbench.providers.local_embedder", "workbench.providers.openai",
            "workbench.providers.sentence_transformers", "workbench.providers.extractive",
            "workbench.providers.llamacpp", "workbench.providers.local_trainer", "workbench.providers.faiss_store",
-           "workbench.providers.qdrant_store")
+           "workbench.providers.qdrant_store", "workbench.providers.lora_trainer", "workbench.providers.together",
+           "workbench.providers.fireworks")
 
 
 class NoSettings(Strict):
