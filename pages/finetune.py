@@ -115,9 +115,11 @@ with p2:
 
 # --- 5. train --------------------------------------------------------------------------------------
 st.subheader("4 · Train")
-provider = st.radio("Provider", ["local", "lora", "openai"], horizontal=True, key="ft_provider",
-                    format_func={"local": finetune.LOCAL_LABEL, "lora": lora_trainer.LABEL,
-                                 "openai": "OpenAI fine-tuning jobs"}.get)
+provider = st.radio("Provider", ["local", "lora", "together", "fireworks", "openai"], horizontal=True,
+                    key="ft_provider", format_func={"local": finetune.LOCAL_LABEL, "lora": lora_trainer.LABEL,
+                                                    "together": "Together AI (LoRA job)",
+                                                    "fireworks": "Fireworks AI (LoRA job)",
+                                                    "openai": "OpenAI fine-tuning jobs"}.get)
 if provider == "lora":
     if lora_trainer.missing():
         st.info(f"The LoRA trainer is an optional extra: {escape_markdown(lora_trainer.missing())}")
@@ -183,6 +185,32 @@ elif provider == "local":
         else:
             bar.empty()
             st.success(escape_markdown(f"Trained {job['id']}: {job['events'][-1]['message']}"))
+elif provider in ("together", "fireworks"):
+    try:
+        tuner = providers.get_fine_tuner(name=provider)
+    except WorkbenchError as exc:
+        st.error(escape_markdown(exc))
+        st.stop()
+    name = finetune.HOSTED_NAMES[provider]
+    st.caption(f"Uploads the split's training file and its dev side (as the validation set) to {name} and creates a "
+               "LoRA job; the test side is never uploaded. The key is read from "
+               f"`{tuner.settings.api_key_env}` in the environment. The job id is saved at once: close the app and "
+               f"come back, and the job is picked up again. {name} serves a tuned LoRA from a dedicated deployment: "
+               "start one for the job's model before Compare asks it questions (see the README).")
+    h1, h2, h3, h4, h5, h6 = st.columns([3, 1, 1, 1, 1, 1])
+    base = h1.text_input("Base model", tuner.model_id, key=f"ft_{provider}_model")
+    hyper = {"n_epochs": "auto" if auto else int(n_epochs),
+             "learning_rate": h2.number_input("Learning rate", 1e-7, 1.0, 1e-4, format="%.6f", key=f"ft_{provider}_lr"),
+             "lora_rank": h3.selectbox("LoRA rank", [4, 8, 16, 32, 64], index=1, key=f"ft_{provider}_rank"),
+             "batch_size": h4.number_input("Batch size", 1, 1024, 8, key=f"ft_{provider}_batch")}
+    suffix = h5.text_input("Suffix", "workbench", key=f"ft_{provider}_suffix")
+    if h6.button("Launch job", type="primary", disabled=split is None, key=f"ft_launch_{provider}"):
+        try:
+            job = finetune.start_job(ws, tuner, base, hyper, suffix or None)
+        except WorkbenchError as exc:
+            st.error(escape_markdown(exc))  # may quote the provider's answer
+        else:
+            st.success(escape_markdown(f"Job {job['id']} created on {name} ({job['state']})."))
 else:
     pcfg = providers.load_providers_config()
     where = pcfg.openai.base_url or "api.openai.com"

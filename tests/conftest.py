@@ -95,3 +95,15 @@ def openai_providers(openai_server, tmp_path, monkeypatch):
     monkeypatch.setenv("WB_TEST_KEY", openai_server.api_key)
     monkeypatch.setenv("WORKBENCH_PROVIDERS", str(path))
     return path
+
+
+@pytest.fixture
+def hosted_services(openai_server, monkeypatch):
+    """Together AI and Fireworks AI pointed at the local test server, through the environment as a user would."""
+    monkeypatch.setenv("TOGETHER_BASE_URL", openai_server.base_url)
+    monkeypatch.setenv("TOGETHER_API_KEY", openai_server.api_key)
+    monkeypatch.setenv("FIREWORKS_BASE_URL", openai_server.base_url)
+    monkeypatch.setenv("FIREWORKS_INFERENCE_URL", openai_server.base_url.replace("/v1", "/inference/v1"))
+    monkeypatch.setenv("FIREWORKS_API_KEY", openai_server.api_key)
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", openai_server.fireworks_account)
+    return openai_server

@@ -16,15 +16,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def hosted(openai_server, monkeypatch):
-    """Both services pointed at the local server (through the environment, as a user would)."""
-    inference = openai_server.base_url.replace("/v1", "/inference/v1")
-    monkeypatch.setenv("TOGETHER_BASE_URL", openai_server.base_url)
-    monkeypatch.setenv("TOGETHER_API_KEY", openai_server.api_key)
-    monkeypatch.setenv("FIREWORKS_BASE_URL", openai_server.base_url)
-    monkeypatch.setenv("FIREWORKS_INFERENCE_URL", inference)
-    monkeypatch.setenv("FIREWORKS_API_KEY", openai_server.api_key)
-    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", openai_server.fireworks_account)
+def hosted(hosted_services):
+    openai_server = hosted_services
     ws = workspace.open_workspace("hosted", create=True)
     sample.ensure_sample(ws)
     splits.make_split(ws)

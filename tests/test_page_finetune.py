@@ -63,6 +63,20 @@ def test_launching_an_openai_job_from_the_page(app_test, openai_server, openai_p
     assert finetune.jobs(workspace.open_workspace("sample"))[0]["provider"] == "openai"
 
 
+def test_launching_a_together_job_from_the_page_and_following_it(app_test, hosted_services):
+    at = open_page(app_test)
+    at.button(key="ft_split").click().run()
+    at.radio(key="ft_provider").set_value("together").run()
+    assert "TOGETHER_API_KEY" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="ft_together_rank").set_value(16).run()
+    at.button(key="ft_launch_together").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Job ft-") and "created on Together AI" in s.value for s in at.success)
+    job = finetune.jobs(workspace.open_workspace("sample"))[0]
+    assert job["provider"] == "together" and job["hyperparameters"]["lora_rank"] == 16
+    assert hosted_services.together_jobs[job["id"]]["training_type"]["lora_r"] == 16
+
+
 @pytest.mark.timeout(900)
 def test_training_a_lora_from_the_page_then_resuming_a_stopped_run(app_test):
     pytest.importorskip("peft", reason='the lora extra: pip install -e ".[lora]"')
