@@ -9,13 +9,16 @@ import pandas as pd
 import streamlit as st
 
 from pageshell import current_workspace
-from workbench import charts, corpus, costs, decision, evaluation, pricing, scenario, sensitivity
+from workbench import charts, corpus, costs, decision, evaluation, finetune, pricing, scenario, sensitivity
 from workbench.errors import WorkbenchError
 from workbench.exports import dataframe_csv
 from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/estimate.py")
 WORKING_KEY = "estimate_working"
+PROVIDER_LABELS = {"openai": "OpenAI", "azure-openai": "Azure OpenAI", "together": "Together AI (LoRA)",
+                   "fireworks": "Fireworks AI (LoRA)", "self-hosted": "Self-hosted LoRA (GPU by the hour)",
+                   "local": "Local LoRA on this machine (tiny model)", "other": "Other (custom prices)"}
 LATENCY_KEYS = ("embed_query_ms", "vector_search_ms")
 
 
@@ -107,6 +110,38 @@ st.markdown("What each option costs to set up and to run, how fast it answers, w
             "`configs/pricing.yaml` with their sources.")
 
 ft_models = [m.id for m in book.models if m.fine_tuning is not None]
+ft_providers = list(dict.fromkeys(m.provider for m in book.models if m.fine_tuning is not None))
+
+
+def _price_or_none(model_id: str | None):
+    try:
+        return book.model(model_id) if model_id else None
+    except WorkbenchError:
+        return None
+
+
+def _provider_of(model_id: str | None) -> str:
+    price = _price_or_none(model_id)
+    return price.provider if price is not None else ft_providers[0]
+
+
+def _provider_label(provider: str) -> str:
+    ends = sorted({m.fine_tuning.new_jobs_end for m in book.models
+                   if m.provider == provider and m.fine_tuning and m.fine_tuning.new_jobs_end})
+    closing = f" (no new jobs from {ends[0].isoformat()})" if ends else ""
+    return PROVIDER_LABELS.get(provider, provider) + closing
+
+
+def _provider_changed() -> None:
+    provider = st.session_state.est_ft_provider
+    st.session_state[_key("fine_tuning.model")] = next(m for m in ft_models if _provider_of(m) == provider)
+
+
+def _use_measured_lora(entry: dict) -> None:
+    pricing.save_custom_price(ws, "models", entry)
+    st.session_state.est_prefill_notes = [escape_markdown(f"Local LoRA training speed: {entry['source']}")]
+
+
 all_models = [m.id for m in book.models]
 embeddings = [e.id for e in book.embeddings]
 stores = [v.id for v in book.vector_stores]
@@ -145,7 +180,23 @@ with inputs:
         st.number_input("Output tokens per answer", min_value=0, step=25, key=_key("output_tokens"))
         st.slider("Share of prompt tokens served from cache", 0.0, 1.0, step=0.05, key=_key("cached_prompt_share"))
     with st.expander("Fine-tuning", expanded=True):
-        _choice("Model to fine-tune", "fine_tuning.model", ft_models)
+        model_now = st.session_state.get(_key("fine_tuning.model"))
+        st.session_state.est_ft_provider = _provider_of(model_now)   # the provider always follows the model
+        st.selectbox("Fine-tuning provider", ft_providers, key="est_ft_provider", on_change=_provider_changed,
+                     format_func=_provider_label, help="Where the model is trained and served. OpenAI takes no new "
+                     "fine-tuning jobs from 2027-01-06; the others are LoRA on open-weight models.")
+        _choice("Model to fine-tune", "fine_tuning.model",
+                [m for m in ft_models if _provider_of(m) == st.session_state.est_ft_provider])
+        chosen = _price_or_none(st.session_state.get(_key("fine_tuning.model")))
+        if chosen is not None and chosen.label:
+            st.caption(escape_markdown(chosen.label))
+        if chosen is not None and chosen.unverified:
+            st.caption(f"⚠️ Prices not confirmed: {escape_markdown(chosen.unverified)}")
+        lora_price = finetune.measured_lora_price(ws, book) if chosen is not None and chosen.provider == "local" \
+            else None
+        if lora_price:
+            st.button("Use the LoRA training speed measured on this machine", key="est_measured_lora",
+                      on_click=_use_measured_lora, args=(lora_price,), help=lora_price["source"])
         st.number_input("Training examples", min_value=0, step=50, key=_key("fine_tuning.training_examples"))
         st.number_input("Tokens per example", min_value=1.0, step=50.0, key=_key("fine_tuning.tokens_per_example"))
         auto = st.checkbox("Epochs: auto (OpenAI's rule)", key=_key("epochs_auto"))

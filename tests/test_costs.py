@@ -25,8 +25,46 @@ def test_published_auto_epochs_rule(n, epochs):
     assert costs.auto_epochs(n) == epochs
 
 
-def test_default_scenario_worked_by_hand():
+GPT_4O_MINI = {"fine_tuning": {"model": "gpt-4o-mini-2024-07-18"}}
+
+
+def test_default_scenario_outlives_its_horizon_worked_by_hand():
     e = costs.estimate(make())
+    ft = e.options["fine_tuning"]
+    assert e.scenario["fine_tuning"]["model"] == "llama-3.1-8b-lora-l4"
+    assert not [w for w in e.warnings if w.level in ("warning", "error")]
+    # LoRA on one L4: 500 x 400 x 3 = 600,000 tokens at 2,000 tokens/s = 300 s = 1/12 h x $0.80 = $0.0667.
+    assert ft.training_cost_usd == pytest.approx(0.80 / 12)
+    # Serving: 100,000 x (150 / 1,000 + 200 / 10,000) = 17,000 GPU-seconds, x3 at peak = 51,000 s, under
+    # one replica's 2,628,000 s a month -> the one minimum replica: 730 h x $0.80 = $584.00; tokens cost $0.
+    assert ft.monthly_by_component["hosting"] == pytest.approx(584.00)
+    assert ft.monthly_by_component["inference"] == 0
+    assert ft.total_cost_usd == pytest.approx(0.80 / 12 + 12 * 584.00 + 4 * 0.80 / 12)   # $7,008.33
+
+
+def test_a_retiring_model_names_the_cheapest_lasting_alternative_and_its_cost():
+    e = costs.estimate(make(**GPT_4O_MINI))
+    messages = [w.message for w in e.warnings]
+    assert any("No new fine-tuning jobs for gpt-4o-mini on 2027-01-06" in m for m in messages)
+    alt = next(m for m in messages if m.startswith("Cheapest fine-tuning that outlives"))
+    # The lasting options in this scenario: self-hosted L4 $7,008.33; Together 8B and Fireworks 8B/70B cost more
+    # (a dedicated GPU at $3.36-$7.78/h all month); OpenAI models all close to new jobs; the local tiny model is
+    # a demo, not a replacement.
+    assert alt == ("Cheapest fine-tuning that outlives the 12-month horizon: Llama 3.1 8B + LoRA, self-hosted on "
+                   "1x NVIDIA L4 (llama-3.1-8b-lora-l4), $7,008.33 over the horizon in this scenario (against "
+                   "$297.00 with gpt-4o-mini)")
+    found = costs.cheapest_lasting_alternative(make(**GPT_4O_MINI), pricing.load_pricing())
+    assert found.model.id == "llama-3.1-8b-lora-l4" and found.total_usd == pytest.approx(7008.333, abs=0.01)
+    # The Fireworks 8B figure by hand: training 600,000 x $0.50/1M = $0.30 (x5 runs: first + 4 retrains) and
+    # 12 x 730 h x $3.89 = $34,077.60 -> $34,077.90.
+    fw = costs.estimate(make(fine_tuning={"model": "fireworks-llama-3.1-8b-lora"}))
+    assert fw.options["fine_tuning"].total_cost_usd == pytest.approx(5 * 0.30 + 12 * 730 * 3.89)
+    assert any(w.level == "info" and "prices not confirmed" in w.message and "undated" in w.message
+               for w in fw.warnings)
+
+
+def test_per_token_fine_tuning_worked_by_hand():
+    e = costs.estimate(make(**GPT_4O_MINI))
     ft, rag, seq, route = (by_option(e, o) for o in costs.OPTIONS)
     # Fine-tuning gpt-4o-mini: 500 examples x 400 tokens x 3 epochs = 600,000 billed tokens x $3/1M = $1.80.
     assert ft.epochs == 3 and ft.billed_training_tokens == 600_000
@@ -58,7 +96,7 @@ def test_default_scenario_worked_by_hand():
 
 
 def test_latency_by_stage_worked_by_hand():
-    e = costs.estimate(make())
+    e = costs.estimate(make(**GPT_4O_MINI))
     ft, rag = e.options["fine_tuning"].latency_ms, e.options["rag"].latency_ms
     # gpt-4o-mini: TTFT 400 ms + 20 ms per 1k prompt tokens; 70 output tokens/s.
     assert ft["time to first token"] == pytest.approx(400 + 0.2 * 20)
@@ -114,7 +152,7 @@ def test_routing_embeds_and_searches_every_query():
 
 
 def test_estimate_vs_measured_shows_the_prompt_each_option_bills():
-    e = costs.estimate(make(fine_tuning={"prompt_tokens": 50}))
+    e = costs.estimate(make(fine_tuning={"prompt_tokens": 50, "model": "gpt-4o-mini-2024-07-18"}))
     measured = {o: {"provider": "p", "latency_ms_p50": 1.0, "prompt_tokens": 0, "cost_per_query_usd": 0.0}
                 for o in costs.OPTIONS}
     rows = {r["option"]: r["prompt tokens (estimate)"] for r in costs.estimate_vs_measured(e, measured)}
@@ -258,7 +296,7 @@ def test_self_hosted_lora_model():
 
 
 def test_warnings():
-    e = costs.estimate(make(fine_tuning={"training_examples": 8},
+    e = costs.estimate(make(fine_tuning={"training_examples": 8, "model": "gpt-4o-mini-2024-07-18"},
                             rag={"model": "gpt-3.5-turbo", "top_k": 40, "chunk_tokens": 512}))
     messages = [(w.level, w.message) for w in e.warnings]
     assert ("error", "8 training examples: fine-tuning needs at least 10 (50 to 100 recommended)") in messages
@@ -267,7 +305,7 @@ def test_warnings():
     assert "20,830 tokens" in overflow and "over by 4,445" in overflow and "gpt-3.5-turbo" in overflow
     assert any("No new fine-tuning jobs" in m and "2027-01-06" in m for _, m in messages)
     assert any("stop serving on 2027-01-14" in m for _, m in messages)
-    later = costs.estimate(make(start_date="2027-02-01"))
+    later = costs.estimate(make(start_date="2027-02-01", **GPT_4O_MINI))
     assert any(w.level == "error" and "closed to new jobs" in w.message for w in later.warnings)
     assert any(w.level == "error" and "already past" in w.message for w in later.warnings)
     nano = costs.estimate(make(fine_tuning={"model": "gpt-4.1-nano"}))

@@ -29,6 +29,15 @@ def test_cost_preview_worked_by_hand():
     assert any(c.level == "error" and "closed to new jobs" in c.message for c in after.cautions)
 
 
+def test_cost_preview_of_hosted_and_local_lora_worked_by_hand():
+    # Fireworks 8B: 60 examples x 100 tokens x 3 epochs = 18,000 tokens x $0.50/1M = $0.009; nothing retires.
+    p = finetune.preview([100] * 60, "fireworks-llama-3.1-8b-lora", today=dt.date(2026, 12, 1))
+    assert p.billed_tokens == 18_000 and p.training_cost_usd == pytest.approx(0.009) and not p.cautions
+    # The local LoRA: 166 examples x 45 tokens x 3 = 22,410 tokens at 187 tokens/s = 120 s on this machine, $0.
+    p = finetune.preview([45] * 166, "smollm2-135m-lora-local", 3, today=dt.date(2026, 12, 1))
+    assert p.training_cost_usd == 0 and p.price_note == "about 2 minutes on this machine at 187 training tokens/s"
+
+
 def test_cost_preview_of_the_self_hosted_option():
     # 100 examples x 1,000 tokens x 3 epochs = 300,000 tokens at 2,000 tokens/s = 150 s of a $0.80/h GPU.
     p = finetune.preview([1000] * 100, "llama-3.1-8b-lora-l4")

@@ -23,13 +23,55 @@ def test_defaults_worked_by_hand(estimate_page):
     at = estimate_page()
     at.date_input(key="est:start_date").set_value(__import__("datetime").date(2026, 11, 29)).run()
     rows = summary(at)
-    assert rows["Fine-tuning"]["monthly"] == pytest.approx(24.60)
-    assert rows["Fine-tuning"]["total"] == pytest.approx(297.00)
+    # The default fine-tunes a LoRA served on one self-hosted L4 (it outlives the horizon): 730 h x $0.80 = $584
+    # a month, plus 4 retrains a year at $0.80 / 12 each (test_costs works it through).
+    assert rows["Fine-tuning"]["monthly"] == pytest.approx(584.00 + 4 * 0.80 / 12 / 12)
+    assert rows["Fine-tuning"]["total"] == pytest.approx(7008.33, abs=0.01)
     assert rows["RAG"]["monthly"] == pytest.approx(79.324)
-    warnings = [w.value for w in at.warning]
+    assert not at.warning and not at.error                    # nothing in the default scenario retires
+    assert at.selectbox(key="est_ft_provider").value == "self-hosted"
+    assert {m.label: m.value for m in at.metric}["One training run"] == "$0.0667"
+
+
+def test_choosing_openai_warns_and_names_the_cheapest_lasting_alternative(estimate_page):
+    at = estimate_page()
+    at.date_input(key="est:start_date").set_value(__import__("datetime").date(2026, 11, 29)).run()
+    assert "no new jobs from 2027-01-06" in at.selectbox(key="est_ft_provider").format_func("openai")
+    at.selectbox(key="est_ft_provider").set_value("openai").run()
+    assert at.selectbox(key="est:fine_tuning.model").value == "gpt-4o-mini"       # the provider's first model
+    assert summary(at)["Fine-tuning"]["total"] == pytest.approx(297.00)
+    warnings = [w.value.replace("\\$", "$") for w in at.warning]   # as rendered: \$ is a literal dollar sign
     assert any("No new fine-tuning jobs" in w for w in warnings)
     assert any("stop serving on 2027-01-14" in w for w in warnings)
-    assert {m.label: m.value for m in at.metric}["One training run"] == "$1.80"
+    assert any("Cheapest fine-tuning that outlives the 12-month horizon" in w and "llama-3.1-8b-lora-l4" in w
+               and "$7,008.33" in w and "against $297.00" in w for w in warnings)
+    # A provider whose prices could not be confirmed says so beside the choice and in the estimate.
+    at.selectbox(key="est_ft_provider").set_value("fireworks").run()
+    assert at.selectbox(key="est:fine_tuning.model").value == "fireworks-llama-3.1-8b-lora"
+    assert any("Prices not confirmed" in c.value and "undated" in c.value for c in at.caption)
+    assert any("prices not confirmed" in i.value for i in at.info)
+    assert not at.warning
+
+
+def test_the_local_lora_uses_the_training_speed_measured_here(estimate_page):
+    from workbench import finetune
+
+    ws = workspace.open_workspace("blank", create=True)
+    finetune._save_job(ws, {"id": "lora-timed", "provider": "lora", "base_model": "SmolLM2", "state": "succeeded",
+                            "fine_tuned_model": "lora-timed", "hyperparameters": {}, "metrics": [
+                                {"step": 1, "train_loss": 2.9, "valid_loss": 2.7, "seconds": 38.0},
+                                {"step": 2, "train_loss": 2.6, "valid_loss": 2.5, "seconds": 42.0}],
+                            "events": [{"created_at": 0, "level": "info", "message": "done", "data": {
+                                "train_tokens": 8000, "train_examples": 166, "seconds_per_epoch": 40.0}}]})
+    at = estimate_page()
+    at.selectbox(key="est_ft_provider").set_value("local").run()
+    at.number_input(key="est:fine_tuning.tokens_per_example").set_value(200.0).run()
+    at.button(key="est_measured_lora").click().run()
+    # 8,000 tokens in 40 s = 200 tokens/s; 500 examples x 200 tokens x 3 epochs = 300,000 tokens = 1,500 s.
+    saved = pricing.saved_custom_prices(ws)["models"][0]
+    assert saved["id"] == "smollm2-135m-lora-local" and saved["fine_tuning"]["training_tokens_per_s"] == 200.0
+    assert "LoRA job lora-timed, 40 s per epoch on 166 examples" in saved["source"]
+    assert any("200 training tokens/s" in c.value for c in at.caption)
 
 
 def test_moving_a_slider_updates_the_estimate_and_is_kept(estimate_page):
@@ -73,6 +115,7 @@ def test_prefilled_from_the_sample_data(app_test):
 
 def test_save_and_compare_scenarios(estimate_page):
     at = estimate_page()
+    at.selectbox(key="est_ft_provider").set_value("openai").run()   # per-token prices, worked by hand below
     at.text_input(key="est:name").set_value("Pilot").run()
     next(b for b in at.button if b.label == "Save scenario").click().run()
     at.text_input(key="est:name").set_value("Scale")

@@ -40,7 +40,9 @@ def test_markdown_memo_has_every_section(worked):
         assert heading in md, heading
     assert "**RAG**" in md and "What drove it" in md
     assert "| RAG | " in md and "12 test questions" in md
-    assert "No new fine-tuning jobs" in md                       # lifecycle risk
+    assert "No new fine-tuning jobs" not in md                   # the default fine-tuning outlives the horizon
+    assert "| model | fireworks-llama-3.1-8b-lora | fireworks.ai/pricing (stored copy, undated)" in md
+    assert "(**not confirmed**: fireworks.ai/pricing as stored here is undated" in md
     assert "| model | gpt-4o-mini | OpenAI API pricing page" in md and "| 2026-11-01 |" in md
     assert SCRIPT not in md                                      # user text is escaped in Markdown too
 

@@ -650,7 +650,8 @@ def tokens_cmd(files: tuple[str, ...], text: str | None, model: str, chat: bool)
 @click.option("--workspace", "ws_name", help="Use this workspace's custom prices and save the scenario there.")
 @click.option("--tornado", "tornado_pair", metavar="A,B", help="Also print the inputs that move A minus B most.")
 @click.option("--measured-speeds", is_flag=True,
-              help="Use the model speeds measured in the workspace's last Compare run (a local model on this machine).")
+              help="Use the model speeds measured in the workspace's last Compare run (a local model on this machine) "
+                   "and the training speed of its last LoRA run.")
 def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pair: str | None,
              measured_speeds: bool) -> None:
     """Cost and latency of fine-tuning, RAG and the hybrids for a scenario (YAML)."""
@@ -664,9 +665,13 @@ def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pai
         book = book.with_custom(pricing.saved_custom_prices(ws), source=f"workspace {ws_name}")
         if measured_speeds:
             speeds, speed_notes = scenario.measured_speeds(evaluation.measured_figures(ws))
+            lora = finetune.measured_lora_price(ws, book)
+            if lora:
+                book = book.with_custom({"models": [lora]}, source="measured LoRA speed")
+                speed_notes.append(f"local LoRA training speed: {lora['source']}")
             if not speed_notes:
                 raise WorkbenchError(f"workspace {ws_name} has no model speeds measured: run Compare with a local "
-                                     "model (the llamacpp chat provider) first")
+                                     "model (the llamacpp chat provider) or train a LoRA first")
             s = s.model_copy(update={"latency": s.latency.model_copy(update={
                 k: v for k, v in (("rag_model", speeds.rag_model), ("ft_model", speeds.ft_model)) if v})})
         scenario.save_scenario(ws, s)

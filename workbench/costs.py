@@ -131,7 +131,7 @@ def _training(p: Mapping[str, np.ndarray], n: np.ndarray) -> dict[str, np.ndarra
     billed = n * np.minimum(p["ft_limit"], p["ft_tpe"]) * epochs
     hosted_cost = billed / M * p["ft_train_price"]
     self_cost = billed / p["ft_train_tps"] / 3600.0 * p["ft_train_usd_hr"]
-    cost = np.where(p["ftm_self_hosted"] > 0, self_cost, hosted_cost)
+    cost = np.where(p["ft_train_usd_hr"] > 0, self_cost, hosted_cost)   # GPU hours, else per token
     return {"epochs": epochs, "billed_tokens": billed, "cost": cost}
 
 
@@ -488,8 +488,44 @@ def fine_tuned_price_gap(model: ModelPrice, option: str = "fine_tuning") -> list
                                        "custom price for a real figure.")]
 
 
-def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> list[Caution]:
-    """Risky choices: lifecycle dates, missing prices, context overflow, too few or too long training examples."""
+def lasting(model: ModelPrice, s: Scenario) -> bool:
+    """Whether fine-tuning this model stays possible, and its tuned model served, over the scenario's horizon."""
+    if fine_tuning_lifecycle(model, s.start(), s.months, s.fine_tuning.retrains_per_year):
+        return False
+    return not any(day and _months_between(s.start(), day) <= s.months for day in (model.deprecation, model.shutdown))
+
+
+@dataclass
+class Alternative:
+    model: ModelPrice
+    total_usd: float          # the fine-tuning option over the horizon, in this scenario
+
+
+def cheapest_lasting_alternative(s: Scenario, book: PriceBook, cfg: EstimateConfig | None = None
+                                 ) -> Alternative | None:
+    """The fine-tunable model that outlives the horizon with the lowest fine-tuning total in this scenario.
+
+    The tiny model on this machine is left out: it is a demo, not a replacement for a production model.
+    """
+    book = book.with_custom(s.custom_prices, source="custom_prices")
+    best: Alternative | None = None
+    for model in book.models:
+        if model.fine_tuning is None or model.provider == "local" or model.id == book.model(s.fine_tuning.model).id \
+                or not lasting(model, s):
+            continue
+        other = s.model_copy(update={"fine_tuning": s.fine_tuning.model_copy(update={"model": model.id}),
+                                     "latency": s.latency.model_copy(update={"ft_model": None})})
+        result = compute({**resolve(other, book, cfg), "queries": np.array([s.queries_per_month])})
+        total = float(result["fine_tuning"]["total"][0])
+        if best is None or total < best.total_usd:
+            best = Alternative(model, total)
+    return best
+
+
+def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float],
+                 cfg: EstimateConfig | None = None) -> list[Caution]:
+    """Risky choices: lifecycle dates (with the cheapest lasting alternative), unconfirmed or missing prices,
+    context overflow, too few or too long training examples."""
     book = book.with_custom(s.custom_prices, source="custom_prices")
     start, end_months = s.start(), s.months
     ft_model = book.model(s.fine_tuning.model)
@@ -497,6 +533,19 @@ def warnings_for(s: Scenario, book: PriceBook, params: Mapping[str, float]) -> l
     ft_arms = "fine_tuning"
     ftp = ft_model.fine_tuning
     out = fine_tuning_lifecycle(ft_model, start, end_months, s.fine_tuning.retrains_per_year)
+    if out and ftp is not None:
+        alt = cheapest_lasting_alternative(s, book, cfg)
+        if alt is not None:
+            now = float(compute({**params, "queries": np.array([s.queries_per_month])})["fine_tuning"]["total"][0])
+            out.append(Caution("warning", ft_arms, f"Cheapest fine-tuning that outlives the {s.months}-month horizon: "
+                                                   f"{alt.model.label or alt.model.id} ({alt.model.id}), "
+                                                   f"{format_usd(alt.total_usd)} over the horizon in this scenario "
+                                                   f"(against {format_usd(now)} with {ft_model.id})"
+                                                   + (" - its prices are not confirmed" if alt.model.unverified
+                                                      else "")))
+    for model, arm in ((ft_model, ft_arms), (rag_model, "rag")):
+        if model.unverified and not (arm == "rag" and model.id == ft_model.id):
+            out.append(Caution("info", arm, f"{model.id}: prices not confirmed - {model.unverified}"))
     out += fine_tuned_price_gap(ft_model, ft_arms)
     if ftp is not None:
         limit = ftp.example_token_limit
@@ -586,7 +635,7 @@ def estimate(s: Scenario, book: PriceBook | None = None, cfg: EstimateConfig | N
         scenario=s.model_dump(mode="json", exclude_none=True),
         options=options,
         break_even=breaks,
-        warnings=warnings_for(s, book, params),
+        warnings=warnings_for(s, book, params, cfg),
         chunks=int(r["chunks"]),
         context_tokens=int(r["context_tokens"]),
         latency_source=cfg.latency.source,

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
-from . import corpus
+from . import corpus, tokens
 from .costs import Caution, auto_epochs, fine_tuning_lifecycle
 from .errors import WorkbenchError
 from .overlap import TrainingRecord
@@ -96,9 +96,11 @@ def preview(per_example_tokens: list[int], model: str, epochs: int | Literal["au
         cost, note = None, f"{model} has no fine-tuning price"
     elif ft.training is not None:
         cost, note = billed * ft.training / 1e6, f"${ft.training}/1M training tokens"
-    elif ft.training_usd_per_hour and ft.training_tokens_per_s:
-        cost = billed / ft.training_tokens_per_s / 3600 * ft.training_usd_per_hour
-        note = f"{billed / ft.training_tokens_per_s / 3600:.2f} GPU hours at ${ft.training_usd_per_hour}/h"
+    elif ft.training_usd_per_hour is not None and ft.training_tokens_per_s:
+        hours = billed / ft.training_tokens_per_s / 3600
+        cost = hours * ft.training_usd_per_hour
+        note = f"{hours:.2f} GPU hours at ${ft.training_usd_per_hour}/h" if ft.training_usd_per_hour else \
+            f"about {hours * 60:,.0f} minutes on this machine at {ft.training_tokens_per_s:,.0f} training tokens/s"
     else:
         cost, note = None, f"no training price for {model}"
     cautions = fine_tuning_lifecycle(price, today or dt.date.today())
@@ -236,8 +238,9 @@ def run_lora(ws: Workspace, settings: Any = None, on_step: Callable[[Any], None]
         if on_epoch:
             on_epoch(e)
 
+    train_examples = to_examples(side.train, fts.system_prompt)
     try:
-        result = train(to_examples(side.train, fts.system_prompt), to_examples(side.dev, fts.system_prompt),
+        result = train(train_examples, to_examples(side.dev, fts.system_prompt),
                        settings, ws.file(f"models/{job['id']}"), on_step, epoch_done, should_stop)
     except BaseException as exc:   # Ctrl-C or the page's Stop button is a cancel, anything else a failure
         stopped = not isinstance(exc, Exception)
@@ -252,12 +255,45 @@ def run_lora(ws: Workspace, settings: Any = None, on_step: Callable[[Any], None]
                               "message": "cancelled; resume goes on from the last finished epoch"})
     else:
         job.update(state="succeeded", fine_tuned_model=job["id"])
+        seconds = [m["seconds"] for m in job["metrics"] if m.get("seconds")]
         job["events"].append({"created_at": time.time(), "level": "info", "message":
                               f"done on {result.device}: {len(result.epochs)} epochs, best epoch {result.best_epoch}"
                               + (" (stopped early)" if result.stopped_early else "")
-                              + (f", resumed after epoch {result.resumed_from}" if result.resumed_from else "")})
+                              + (f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""),
+                              # what the Estimate's local LoRA speed is measured from (tiktoken tokens, as it counts)
+                              "data": {"train_tokens": sum(tokens.count_messages(e["messages"]) for e in train_examples),
+                                       "train_examples": len(train_examples), "device": result.device,
+                                       "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None}})
     _save_job(ws, job)
     return get_job(ws, job["id"])
+
+
+LOCAL_LORA_PRICE = "smollm2-135m-lora-local"
+
+
+def measured_lora_price(ws: Workspace, book: PriceBook | None = None) -> dict[str, Any] | None:
+    """The local LoRA's price entry with the training speed measured by the workspace's last finished LoRA
+    job on the bundled model (tokens per second = training tokens per epoch / seconds per epoch), as a
+    custom price for the Estimate; None when no such job has been timed."""
+    for job in jobs(ws):   # newest first
+        if job["provider"] != "lora" or job["state"] != "succeeded":
+            continue
+        done = next((e.get("data") for e in reversed(job["events"]) if (e.get("data") or {}).get("train_tokens")), None)
+        if not done or not done.get("seconds_per_epoch"):
+            continue
+        from .providers.lora_trainer import LoraSettings
+
+        if LoraSettings.model_validate(job["hyperparameters"]).base_model is not None:
+            continue   # another base model: its speed says nothing about the bundled one
+        entry = (book or load_pricing()).model(LOCAL_LORA_PRICE).model_dump(mode="json", exclude_none=True)
+        speed = done["train_tokens"] / done["seconds_per_epoch"]
+        entry["fine_tuning"]["training_tokens_per_s"] = round(speed, 1)
+        entry["source"] = (f"measured on this machine ({done.get('device', 'cpu')}): LoRA job {job['id']}, "
+                           f"{done['seconds_per_epoch']:.0f} s per epoch on {done['train_examples']} examples "
+                           f"({done['train_tokens']:,} tokens) = {speed:,.0f} training tokens/s")
+        entry["as_of"] = dt.date.fromtimestamp(job["created_at"]).isoformat()
+        return entry
+    return None
 
 
 def lora_chat(ws: Workspace, job_id: str) -> Any:

@@ -47,7 +47,7 @@ class ModelPrice(Strict):
     id: str
     label: str = ""
     aliases: list[str] = []
-    provider: Literal["openai", "azure-openai", "self-hosted", "other"] = "other"
+    provider: Literal["openai", "azure-openai", "together", "fireworks", "self-hosted", "local", "other"] = "other"
     input: Usd = 0
     cached_input: Usd | None = None
     output: Usd = 0
@@ -56,6 +56,7 @@ class ModelPrice(Strict):
     hosting: Hosting | None = None
     deprecation: dt.date | None = None
     shutdown: dt.date | None = None
+    unverified: str | None = None                  # why a figure here could not be confirmed (shown with it)
     source: str
     as_of: dt.date
 
@@ -139,7 +140,8 @@ class PriceBook(Strict):
         rows = []
         for kind, items in (("model", self.models), ("embedding", self.embeddings),
                             ("vector store", self.vector_stores)):
-            rows += [{"kind": kind, "id": i.id, "source": i.source, "as_of": i.as_of.isoformat()} for i in items]
+            rows += [{"kind": kind, "id": i.id, "source": i.source, "as_of": i.as_of.isoformat(),
+                      "unverified": getattr(i, "unverified", None) or ""} for i in items]
         return rows
 
 

@@ -154,7 +154,9 @@ def to_markdown(d: ReportData) -> str:
             "| document | title | format | tokens |", "| --- | --- | --- | --- |"]
     out += [f"| {_md_cell(x['id'])} | {_md_cell(x['title'])} | {x['format']} | {x['tokens']:,} |" for x in d.document_rows]
     out += ["", "## Price sources", "", "| kind | id | source | as of |", "| --- | --- | --- | --- |"]
-    out += [f"| {s['kind']} | {_md_cell(s['id'])} | {_md_cell(s['source'])} | {s['as_of']} |" for s in d.sources]
+    out += [f"| {s['kind']} | {_md_cell(s['id'])} | {_md_cell(s['source'])}"
+            + (f" (**not confirmed**: {_md_cell(s['unverified'])})" if s.get("unverified") else "")
+            + f" | {s['as_of']} |" for s in d.sources]
     out.append("")
     return "\n".join(out)
 
@@ -217,7 +219,7 @@ th{background:#f5f5f5}.rec{font-size:1.4rem;font-weight:600}.muted{color:#666}.r
 <td>{{ "{:,}".format(x.tokens) }}</td></tr>{% endfor %}</table>
 <h2>Price sources</h2>
 <table><tr><th>kind</th><th>id</th><th>source</th><th>as of</th></tr>
-{% for s in d.sources %}<tr><td>{{ s.kind }}</td><td>{{ s.id }}</td><td>{{ s.source }}</td><td>{{ s.as_of }}</td></tr>{% endfor %}</table>
+{% for s in d.sources %}<tr><td>{{ s.kind }}</td><td>{{ s.id }}</td><td>{{ s.source }}{% if s.unverified %} (<strong>not confirmed</strong>: {{ s.unverified }}){% endif %}</td><td>{{ s.as_of }}</td></tr>{% endfor %}</table>
 </body></html>
 """
 

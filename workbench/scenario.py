@@ -21,7 +21,7 @@ Tokens = Annotated[int, Field(ge=0, le=100_000_000_000)]
 
 
 class FineTuningScenario(Strict):
-    model: str = "gpt-4o-mini-2024-07-18"
+    model: str = "llama-3.1-8b-lora-l4"      # outlives the horizon (configs/estimate.yaml says why)
     training_examples: Annotated[int, Field(ge=0, le=100_000_000)] = 500
     tokens_per_example: Annotated[float, Field(gt=0, le=10_000_000, allow_inf_nan=False)] = 400
     epochs: Literal["auto"] | Annotated[int, Field(ge=1, le=50)] = "auto"
