@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pageshell import chat_model, current_workspace
-from workbench import charts, corpus, evaluation, finetune, parsing
+from workbench import capture, charts, corpus, evaluation, finetune, parsing
 from workbench.errors import WorkbenchError
 from workbench.exports import dataframe_csv
 from workbench.safe_text import escape_markdown
@@ -21,8 +21,15 @@ if not corpus.qa_pairs(ws):
 
 with st.container(border=True):
     c1, c2, c3 = st.columns([3, 2, 2])
-    arms = c1.multiselect("Arms", list(evaluation.ARMS), default=list(evaluation.ARMS),
-                          format_func=evaluation.ARM_LABELS.get, key="cmp_arms")
+    kept = capture.captures(ws)
+    arm_choices = list(evaluation.ARMS) + ([evaluation.FROZEN] if kept else [])
+    arms = c1.multiselect("Arms", arm_choices, default=arm_choices, format_func=evaluation.ARM_LABELS.get,
+                          key="cmp_arms")
+    frozen = None
+    if evaluation.FROZEN in arms:
+        frozen = c1.selectbox("Captured answers", [k.id for k in kept], key="cmp_frozen",
+                              format_func=lambda i: next(f"{k.label}: {k.answered} answers" for k in kept if k.id == i),
+                              help="A retiring model's answers, kept to set a replacement against it.")
     rule = c2.radio("Router rule", ["relevance", "classifier"], horizontal=True, key="cmp_rule",
                     format_func={"relevance": "retrieval relevance threshold",
                                  "classifier": "question-type classifier"}.get)
@@ -96,7 +103,7 @@ if start:
     try:
         settings = evaluation.EvalSettings(arms=arms, router_rule=rule, router_threshold=threshold,
                                            concurrency=int(concurrency), ft_model=ft_model if models else None,
-                                           allow_overlap=allow_overlap)
+                                           frozen=frozen, allow_overlap=allow_overlap)
         run_id = evaluation.create_run(ws, evaluation.sample_questions(_questions(), int(limit)), settings)
         st.session_state.cmp_run_id = run_id
         _run(run_id)

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pageshell import current_workspace
-from workbench import charts, corpus, finetune, pricing, providers, splits, training_data
+from workbench import capture, charts, corpus, finetune, pricing, providers, splits, training_data
 from workbench.errors import WorkbenchError
 from workbench.exports import FORMATS, export
 from workbench.providers import lora_trainer
@@ -286,6 +286,29 @@ if models:
                                 "trained on": f"{len(m.trained_on.train_ids)} train + {len(m.trained_on.dev_ids)} dev"
                                               if m.trained_on else "not recorded"} for m in models]),
                  hide_index=True, width="stretch")
+with st.expander("Keep the answers of a retiring model (OpenAI fine-tunes stop serving on 2027-01-14)"):
+    st.caption("Asks a fine-tuned model every question of this workspace now and keeps its answers as a frozen arm, "
+               "so Compare can set a replacement (a LoRA, a hosted job) against what it said after it stops "
+               "serving. Answers are saved as they come: capturing again resumes. It uses the OpenAI-compatible "
+               "server of configs/providers.yaml.")
+    openai_models = [m.id for m in models if m.kind == "openai"]
+    k1, k2 = st.columns([3, 1])
+    to_capture = k1.text_input("Fine-tuned model id", openai_models[0] if openai_models else "",
+                               placeholder="ft:gpt-4o-mini-2024-07-18:org:name:id", key="ft_capture_model")
+    if k2.button("Capture answers", disabled=not to_capture.strip(), key="ft_capture", width="stretch"):
+        bar = st.progress(0.0, text="Asking the model...")
+        try:
+            kept = capture.capture(ws, to_capture.strip(), on_answer=lambda n, total: bar.progress(
+                n / total, text=f"{n}/{total} questions answered"))
+        except WorkbenchError as exc:
+            st.error(escape_markdown(exc))  # may quote the provider's answer
+        else:
+            bar.empty()
+            st.success(escape_markdown(f"Kept {kept.answered} answers of {kept.label}."))
+    for kept in capture.captures(ws):
+        st.caption(escape_markdown(f"{kept.label}: {kept.answered} of {kept.questions} answers"
+                                   + ("" if kept.trained_on else " · what it was trained on is not recorded")))
+
 with st.expander("Bring your own fine-tuned model (any OpenAI-compatible chat endpoint)"):
     with st.form("byo"):
         b1, b2, b3, b4 = st.columns(4)

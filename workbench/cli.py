@@ -339,6 +339,20 @@ def finetune_export(ws_name: str, fmt: str, side: str, out: str | None) -> None:
         click.echo(data.decode("utf-8"), nl=False)
 
 
+def _read_pairs(path: Path) -> list:
+    """Question/answer pairs from a JSONL or CSV file, with ids; problems go to stderr."""
+    from .parsing import parse_qa_file
+
+    parsed = parse_qa_file(path.name, _read(path))
+    for p in parsed.problems:
+        click.echo(f"{p.level}: {p}", err=True)
+    if not parsed.pairs:
+        raise WorkbenchError("no question/answer pairs could be read", file=str(path))
+    for p in parsed.pairs:
+        p.id = p.id or corpus.pair_id(p.source, p.question)
+    return parsed.pairs
+
+
 @finetune_group.command("register")
 @click.argument("name")
 @_workspace_option
@@ -350,21 +364,35 @@ def finetune_export(ws_name: str, fmt: str, side: str, out: str | None) -> None:
 def finetune_register(name: str, ws_name: str, base_url: str, model_name: str, api_key_env: str,
                       trained_on: Path | None) -> None:
     """Bring your own fine-tuned model (any OpenAI-compatible chat model) as the fine-tuned arm."""
-    from .parsing import parse_qa_file
-
     ws = _open(ws_name)
-    pairs = None
-    if trained_on is not None:
-        parsed = parse_qa_file(trained_on.name, _read(trained_on))
-        for p in parsed.problems:
-            click.echo(f"{p.level}: {p}", err=True)
-        pairs = parsed.pairs
-        if not pairs:
-            raise WorkbenchError("no question/answer pairs could be read", file=str(trained_on))
-        for p in pairs:
-            p.id = p.id or corpus.pair_id(p.source, p.question)
+    pairs = _read_pairs(trained_on) if trained_on is not None else None
     model = finetune.register_model(ws, name, base_url, model_name, api_key_env, trained_on=pairs)
     click.echo(f"registered {model.label}; trained on {len(model.trained_on.pairs)} recorded pair(s)")
+
+
+@finetune_group.command("capture")
+@click.argument("model_id")
+@_workspace_option
+@click.option("--trained-on", "trained_on", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The pairs it was trained on (JSONL or CSV), when no job of this workspace trained it.")
+@click.option("--json", "as_json", is_flag=True)
+def finetune_capture(model_id: str, ws_name: str, trained_on: Path | None, as_json: bool) -> None:
+    """Keep a fine-tuned model's answers to every question of the workspace as a frozen arm for Compare
+    (`eval --arms ...,frozen`), before the model stops serving. Running it again resumes."""
+    from . import capture
+
+    ws = _open(ws_name)
+    pairs = _read_pairs(trained_on) if trained_on is not None else None
+    kept = capture.capture(ws, model_id, on_answer=lambda n, total: click.echo(f"  {n}/{total} answered", err=True)
+                           if n == total or n % 25 == 0 else None)
+    if pairs is not None:
+        kept = capture.record_training(ws, kept.id, pairs)
+    if as_json:
+        _echo_json(capture.to_dict(kept))
+        return
+    click.echo(f"{kept.id}: {kept.label}, {kept.answered}/{kept.questions} answers kept"
+               + ("" if kept.trained_on else "; what it was trained on is not recorded, so Compare refuses it unless "
+                                             "overlap is allowed (give --trained-on)"))
 
 
 @finetune_group.command("run")
@@ -470,7 +498,8 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
               help="Questions: JSONL with question, answer, doc_ids (an empty answer = unanswerable).")
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Pairs to fine-tune on; without it, a leakage-guarded split of --qa when a fine-tuned arm runs.")
-@click.option("--arms", default=",".join(evaluation.ARMS), show_default=True, help="Comma-separated arms.")
+@click.option("--arms", default=",".join(evaluation.ARMS), show_default=True,
+              help="Comma-separated arms; `frozen` adds the workspace's newest captured answers (finetune capture).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--workspace", "ws_name", help="Workspace to keep everything in (default: one named after the inputs, "
                                              "so running the same command again resumes).")
@@ -490,10 +519,10 @@ def eval_cmd(docs_path: Path, qa_path: Path, train_path: Path | None, arms: str,
     import hashlib
 
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
-    unknown = [a for a in arm_list if a not in evaluation.ARMS]
+    known = (*evaluation.ARMS, evaluation.FROZEN)
+    unknown = [a for a in arm_list if a not in known]
     if unknown:
-        raise WorkbenchError(f"unknown arm(s): {', '.join(unknown)}; expected: {', '.join(evaluation.ARMS)}",
-                             field="arms")
+        raise WorkbenchError(f"unknown arm(s): {', '.join(unknown)}; expected: {', '.join(known)}", field="arms")
     if train_path and train_path.name == qa_path.name:
         raise WorkbenchError("--train and --qa need different file names (pairs are kept per file name)")
     docs = corpus.load_corpus_path(docs_path)

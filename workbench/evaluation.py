@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, Literal
 import numpy as np
 from pydantic import Field
 
-from . import finetune, metrics, overlap, rag, tokens
+from . import capture, finetune, metrics, overlap, rag, tokens
 from .config import Strict
 from .errors import WorkbenchError
 from .index import Retriever, load_settings
@@ -28,7 +28,9 @@ from .workspace import Workspace
 
 ARMS = ("base", "rag", "ft", "ft_rag", "router")
 ARM_LABELS = {"base": "Base model (no context)", "rag": "RAG", "ft": "Fine-tuned",
-              "ft_rag": "Fine-tuned + RAG (sequential)", "router": "Router (selective hybrid)"}
+              "ft_rag": "Fine-tuned + RAG (sequential)", "router": "Router (selective hybrid)",
+              "frozen": "Captured answers (frozen)"}
+FROZEN = "frozen"             # answers captured earlier from a (retiring) model; only with a capture chosen
 ESTIMATE_OPTION = {"rag": "rag", "ft": "fine_tuning", "ft_rag": "hybrid_sequential", "router": "hybrid_routing"}
 MEASURED_KEY = "measured_figures"
 RETRIEVAL_DEPTH = 10          # distinct documents ranked for the retrieval metrics (nDCG@10)
@@ -37,11 +39,12 @@ TUNED_ON_SAMPLE = ("rrf_k", "min_relevance", "min_coverage")   # retrieval defau
 
 
 class EvalSettings(Strict):
-    arms: list[Literal["base", "rag", "ft", "ft_rag", "router"]] = list(ARMS)
+    arms: list[Literal["base", "rag", "ft", "ft_rag", "router", "frozen"]] = list(ARMS)
     router_rule: Literal["relevance", "classifier"] = "relevance"
     router_threshold: Annotated[float, Field(ge=-1, le=1)] = 0.45   # best relevance at or above: RAG
     concurrency: Annotated[int, Field(ge=1, le=32)] = 4
     ft_model: str | None = None       # a trained model id; default: the newest one (fixed when the run is made)
+    frozen: str | None = None         # the capture the frozen arm answers from; default: the newest one
     bootstrap_resamples: Annotated[int, Field(ge=100, le=20000)] = 2000
     allow_overlap: bool = False       # score the fine-tuned arms on questions they saw; the run is marked contaminated
 
@@ -89,6 +92,9 @@ class Arms:
         # The local trainer reads questions through the embedder it was trained with, not the index's.
         self.ft_embedder = finetune.local_model_embedder() if self.local_model is not None else None
         self.ft_chat = self._ft_chat()
+        self.frozen_ref = capture.get_capture(ws, settings.frozen) if FROZEN in settings.arms and settings.frozen \
+            else None
+        self.frozen_answers = capture.answers(ws, self.frozen_ref.id) if self.frozen_ref else {}
         self.classifier = None
         self._lock = threading.Lock()
 
@@ -210,6 +216,20 @@ class Arms:
         r.provider = f"{finetune.LOCAL_LABEL} steering the extractive answerer over retrieved passages"
         return r
 
+    def frozen(self, p: QAPair) -> QuestionResult:
+        """What the captured model said to this question when its answers were kept."""
+        if self.frozen_ref is None:
+            raise WorkbenchError("no captured answers: capture a model's answers first (Fine-tune page, or "
+                                 "`workbench finetune capture MODEL_ID`)")
+        got = self.frozen_answers.get(p.id)
+        if got is None:
+            raise WorkbenchError(f"{self.frozen_ref.label} has no answer to question {p.id}: capture it again to "
+                                 "add the questions it lacks")
+        r = self._result(FROZEN, p, got["answer"], got["abstained"], provider=self.frozen_ref.label,
+                         prompt_tokens=got["prompt_tokens"], output_tokens=got["completion_tokens"], cost=None)
+        r.latency_ms = {"generate": got["latency_ms"]}
+        return r
+
     def quoting_chat(self) -> Any:
         """The extractive answerer the offline stand-in steers: the chat role itself when it only quotes."""
         if not self.chat.generative:
@@ -273,26 +293,31 @@ class RouterClassifier:
 # --- runs -------------------------------------------------------------------------------------------
 
 def check_overlap(ws: Workspace, questions: list[QAPair], settings: EvalSettings) -> overlap.Overlap | None:
-    """The fine-tuned arm's overlap with the questions (None when no fine-tuned arm runs).
-
-    Refuses, naming the count and the model, unless the settings allow the overlap.
-    """
-    if not any(a in settings.arms for a in FT_ARMS):
-        return None
-    ref = _chosen_model(ws, settings.ft_model)
-    if ref is None:
-        return None
-    if ref.trained_on is None:
-        found = overlap.Overlap(ref.label, len(questions), near=[q.id for q in questions])
-        reason = (f"what {ref.label} was trained on is not recorded, so all {len(questions)} questions may overlap it; "
-                  "register it again with its training data")
-    else:
-        found = overlap.check(questions, ref.trained_on, ref.label)
-        reason = found.message()
-    if found.count and not settings.allow_overlap:
-        raise OverlapError(f"{reason}. Evaluate on questions it never saw (the test side of the split), or allow "
-                           "the overlap to run anyway, marked contaminated.", found)
-    return found
+    """The overlap of the fine-tuned arm's model (and of the captured model, for the frozen arm) with the
+    questions; None when neither arm runs. Refuses, naming the count and the model, unless allowed."""
+    seen: list[tuple[str, overlap.TrainingRecord | None]] = []
+    if any(a in settings.arms for a in FT_ARMS):
+        ref = _chosen_model(ws, settings.ft_model)
+        if ref is not None:
+            seen.append((ref.label, ref.trained_on))
+    if FROZEN in settings.arms and settings.frozen:
+        kept = capture.get_capture(ws, settings.frozen)
+        seen.append((kept.label, kept.trained_on))
+    worst: overlap.Overlap | None = None
+    for label, record in seen:
+        if record is None:
+            found = overlap.Overlap(label, len(questions), near=[q.id for q in questions])
+            reason = (f"what {label} was trained on is not recorded, so all {len(questions)} questions may overlap "
+                      "it; register (or capture) it again with its training data")
+        else:
+            found = overlap.check(questions, record, label)
+            reason = found.message()
+        if found.count and not settings.allow_overlap:
+            raise OverlapError(f"{reason}. Evaluate on questions it never saw (the test side of the split), or allow "
+                               "the overlap to run anyway, marked contaminated.", found)
+        if worst is None or found.count > worst.count:
+            worst = found
+    return worst
 
 
 class OverlapError(WorkbenchError):
@@ -318,6 +343,9 @@ def create_run(ws: Workspace, questions: list[QAPair], settings: EvalSettings) -
     if any(a in settings.arms for a in FT_ARMS) and settings.ft_model is None:
         ref = _chosen_model(ws, None)
         settings = settings.model_copy(update={"ft_model": ref.id if ref else None})
+    if FROZEN in settings.arms and settings.frozen is None:
+        kept = capture.captures(ws)
+        settings = settings.model_copy(update={"frozen": kept[0].id if kept else None})
     found = check_overlap(ws, questions, settings)
     run_id = f"eval-{uuid.uuid4().hex[:10]}"
     with ws.db() as db:
@@ -468,7 +496,7 @@ def _run_arm(ws: Workspace, run_id: str, ctx: Arms, arm: str, questions: list[QA
 
 def _fatal(exc: WorkbenchError) -> bool:
     """Errors that no retry of the same question can fix: the arm has nothing to run."""
-    return "no fine-tuned model" in str(exc) or "not trained" in str(exc)
+    return any(s in str(exc) for s in ("no fine-tuned model", "not trained", "no captured answers"))
 
 
 def _report(progress: Progress | None, arm: str, finished: dict, total: int, started: float, todo: int) -> None:

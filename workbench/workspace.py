@@ -144,8 +144,22 @@ def _m005_stable_ids_and_training_records(db: sqlite3.Connection) -> None:
                    (json.dumps(split), json.dumps(record.to_dict()), job_id))
 
 
+def _m006_captured_answers(db: sqlite3.Connection) -> None:
+    """Answers of a fine-tuned model kept as a frozen arm (capture.py)."""
+    db.executescript("""
+        CREATE TABLE captures (id TEXT PRIMARY KEY, model TEXT NOT NULL, created_at REAL NOT NULL,
+                               questions INTEGER NOT NULL, trained_on TEXT NOT NULL);
+        CREATE TABLE captured_answers (capture_id TEXT NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
+                                       question_id TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+                                       abstained INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
+                                       completion_tokens INTEGER NOT NULL, latency_ms REAL NOT NULL,
+                                       created_at REAL NOT NULL, PRIMARY KEY (capture_id, question_id));
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus, _m003_jobs, _m004_evaluations,
-                                                           _m005_stable_ids_and_training_records]
+                                                           _m005_stable_ids_and_training_records,
+                                                           _m006_captured_answers]
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]] | None = None) -> list[str]:
