@@ -81,6 +81,25 @@ def test_together_lora_job_end_to_end(hosted):
     assert reply.text and "Together AI fine-tune" in chat.label
 
 
+def test_a_together_model_is_the_fine_tuned_arm_in_compare(hosted):
+    from workbench import evaluation
+
+    server, ws = hosted
+    tuner = together()
+    job = _until_done(ws, finetune.start_job(ws, tuner, tuner.model_id)["id"], tuner)
+    test = splits.sides(ws, splits.saved_split(ws)).test[:3]
+    run_id = evaluation.create_run(ws, test, evaluation.EvalSettings(arms=["ft"], concurrency=1))
+    settings = evaluation.run_settings(ws, run_id)
+    assert settings.ft_model == job["fine_tuned_model"]            # the newest trained model, fixed by id
+    done = evaluation.run(ws, run_id, evaluation.build_arms(ws, settings))
+    assert all(r.error is None and r.answer for r in done["ft"].values())
+    asked = [r["json"]["model"] for r in server.requests if r["path"] == "/v1/chat/completions"]
+    assert asked == [job["fine_tuned_model"]] * 3
+    summary = evaluation.summarize(ws, run_id)
+    assert summary["ft"]["provider"] == f"{job['fine_tuned_model']} (Together AI fine-tune)"
+    assert summary["ft"]["unpriced"] == 3          # served by the hour from a deployment: no per-token price
+
+
 def test_together_job_resumes_after_a_restart_and_cancels(hosted):
     server, ws = hosted
     job = finetune.start_job(ws, together(), "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference")
