@@ -69,7 +69,7 @@ def test_a_quick_run_with_the_local_llm_measures_its_speed_for_the_estimate(app_
     at.switch_page("pages/compare.py").run()
     at.multiselect(key="cmp_arms").set_value(["base", "rag"]).run()
     at.number_input(key="cmp_limit").set_value(6).run()
-    at.button(key="cmp_run").click().run()
+    at.button(key="cmp_run").click().run(timeout=300)   # twelve answers of the local LLM in one script run
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["arm"]) == ["Base model (no context)", "RAG"]

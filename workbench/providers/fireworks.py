@@ -9,7 +9,6 @@ deploy the job's output model before Compare asks it questions.
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
 import uuid
@@ -19,7 +18,7 @@ from pydantic import Field
 
 from ..errors import WorkbenchError
 from .protocols import JobEvent, JobRequest, JobStatus
-from .rest import RestClient, ServiceSettings, need
+from .rest import RestClient, ServiceSettings, check_examples, epoch_seconds, need, tuned_chat
 
 DEFAULT_BASE_URL = "https://api.fireworks.ai/v1"
 DEFAULT_INFERENCE_URL = "https://api.fireworks.ai/inference/v1"
@@ -49,12 +48,6 @@ def _state(job: dict[str, Any]) -> str:
     return str(job.get("state") or "JOB_STATE_UNSPECIFIED").removeprefix("JOB_STATE_")
 
 
-def _when(value: Any) -> float:
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()
-
 
 class FireworksFineTuner:
     name = "fireworks"
@@ -74,10 +67,7 @@ class FireworksFineTuner:
         return f"accounts/{self.settings.account_id}"
 
     def check(self, examples: list[dict[str, Any]], model: str) -> Any:
-        from ..pricing import load_pricing
-        from ..training_data import check
-
-        return check(examples, model, load_pricing().example_token_limit(model))
+        return check_examples(examples, model)
 
     def _dataset(self, dataset_id: str, examples: list[dict[str, Any]], name: str) -> str:
         """Create a dataset, upload its JSONL and wait until Fireworks has it READY; its full name."""
@@ -142,8 +132,8 @@ class FireworksFineTuner:
         progress = job.get("jobProgress") if isinstance(job.get("jobProgress"), dict) else {}
         detail = ", ".join(f"{k} {progress[k]}" for k in ("percent", "epoch") if progress.get(k) is not None)
         message = (job.get("status") or {}).get("message") if isinstance(job.get("status"), dict) else None
-        events = [JobEvent(_when(job.get("createTime")), "info", "job created")]
-        events.append(JobEvent(_when(job.get("updateTime")), "error" if state == "failed" else "info",
+        events = [JobEvent(epoch_seconds(job.get("createTime")), "info", "job created")]
+        events.append(JobEvent(epoch_seconds(job.get("updateTime")), "error" if state == "failed" else "info",
                                f"state {raw.lower()}" + (f" ({detail})" if detail else "")
                                + (f": {message}" if message and state == "failed" else "")))
         if raw not in STATES:
@@ -160,14 +150,7 @@ class FireworksFineTuner:
 
     def chat_model(self, fine_tuned_model: str) -> Any:
         """The tuned model (accounts/.../models/...) through the OpenAI-compatible inference endpoint."""
-        from . import OpenAISettings
-        from .openai import OpenAIChat
-
-        chat = OpenAIChat(OpenAISettings(base_url=self.settings.inference_url, api_key_env=self.settings.api_key_env,
-                                         timeout_s=self.settings.timeout_s, max_retries=self.settings.max_retries),
-                          fine_tuned_model)
-        chat.label = f"{fine_tuned_model} (Fireworks AI fine-tune)"
-        return chat
+        return tuned_chat(self.settings.inference_url, self.settings, fine_tuned_model, SERVICE)
 
 
 def register(registry: Any) -> None:

@@ -9,6 +9,7 @@ doing anything (429, a refused connection) unless the caller says the write is i
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -161,3 +162,32 @@ def need(payload: Any, key: str, service: str, what: str) -> Any:
     if not isinstance(payload, dict) or payload.get(key) in (None, ""):
         raise WorkbenchError(f"{service} answered without '{key}' while {what}; the answer could not be used")
     return payload[key]
+
+
+def epoch_seconds(value: Any) -> float:
+    """A service's timestamp (ISO 8601 text or epoch seconds) as epoch seconds; now when it cannot be read."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def check_examples(examples: list[dict[str, Any]], model: str) -> Any:
+    """The chat-format checks of training data, with the model's per-example token limit where it is priced."""
+    from ..pricing import load_pricing
+    from ..training_data import check
+
+    return check(examples, model, load_pricing().example_token_limit(model))
+
+
+def tuned_chat(base_url: str, settings: ServiceSettings, model: str, service: str) -> Any:
+    """A model a hosted fine-tuning job yielded, through the service's OpenAI-compatible chat endpoint."""
+    from . import OpenAISettings
+    from .openai import OpenAIChat
+
+    chat = OpenAIChat(OpenAISettings(base_url=base_url, api_key_env=settings.api_key_env,
+                                     timeout_s=settings.timeout_s, max_retries=settings.max_retries), model)
+    chat.label = f"{model} ({service} fine-tune)"
+    return chat

@@ -8,7 +8,6 @@ Together now serves a fine-tuned model from a dedicated endpoint: start one for 
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
 from typing import Annotated, Any
@@ -16,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from .protocols import JobEvent, JobRequest, JobStatus
-from .rest import RestClient, ServiceSettings, need
+from .rest import RestClient, ServiceSettings, check_examples, epoch_seconds, need, tuned_chat
 
 DEFAULT_BASE_URL = "https://api.together.ai/v1"
 LABEL = "Together AI fine-tuning jobs (LoRA)"
@@ -36,15 +35,6 @@ class TogetherSettings(ServiceSettings):
     n_evals: Annotated[int, Field(ge=0, le=100)] = 1            # dev-loss evaluations (when there is a dev side)
 
 
-def _when(value: Any) -> float:
-    """An event or job time (ISO text or epoch seconds) as epoch seconds."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()
-
 
 class TogetherFineTuner:
     name = "together"
@@ -57,10 +47,7 @@ class TogetherFineTuner:
         self.api = RestClient(SERVICE, settings, settings.base_url or DEFAULT_BASE_URL)
 
     def check(self, examples: list[dict[str, Any]], model: str) -> Any:
-        from ..pricing import load_pricing
-        from ..training_data import check
-
-        return check(examples, model, load_pricing().example_token_limit(model))
+        return check_examples(examples, model)
 
     def _upload(self, name: str, data: bytes) -> str:
         answer = self.api.request("POST", "files/upload", f"uploading {name}", idempotent=True,
@@ -107,7 +94,7 @@ class TogetherFineTuner:
         job = self.api.request("GET", f"fine-tunes/{job_id}", "reading the job status")
         raw = str(need(job, "status", SERVICE, "reading the job status")).lower()
         answer = self.api.request("GET", f"fine-tunes/{job_id}/events", "reading job events", allow=(404,)) or {}
-        events = [JobEvent(_when(e.get("created_at")), str(e.get("level") or "info").lower(),
+        events = [JobEvent(epoch_seconds(e.get("created_at")), str(e.get("level") or "info").lower(),
                            str(e.get("message") or ""), str(e.get("type") or "") or None)
                   for e in answer.get("data") or [] if isinstance(e, dict)]
         events.sort(key=lambda e: e.created_at)
@@ -145,14 +132,7 @@ class TogetherFineTuner:
 
     def chat_model(self, fine_tuned_model: str) -> Any:
         """The tuned model through Together's OpenAI-compatible chat endpoint (same base URL and key)."""
-        from . import OpenAISettings
-        from .openai import OpenAIChat
-
-        chat = OpenAIChat(OpenAISettings(base_url=self.api.base_url, api_key_env=self.settings.api_key_env,
-                                         timeout_s=self.settings.timeout_s, max_retries=self.settings.max_retries),
-                          fine_tuned_model)
-        chat.label = f"{fine_tuned_model} (Together AI fine-tune)"
-        return chat
+        return tuned_chat(self.api.base_url, self.settings, fine_tuned_model, SERVICE)
 
 
 def register(registry: Any) -> None:
