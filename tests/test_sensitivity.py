@@ -8,7 +8,9 @@ from workbench.errors import WorkbenchError
 
 @pytest.fixture(scope="module")
 def params():
-    return costs.resolve(scenario.scenario_from_dict({"start_date": "2026-11-29"}))
+    # gpt-4o-mini fine-tuning: per-token prices, so the bars can be worked by hand
+    return costs.resolve(scenario.scenario_from_dict({"start_date": "2026-11-29",
+                                                      "fine_tuning": {"model": "gpt-4o-mini-2024-07-18"}}))
 
 
 def test_tornado_bar_worked_by_hand(params):
@@ -53,7 +55,8 @@ def test_sweep_matches_single_estimates(params):
     for yi, k in enumerate(ys):
         for xi, q in enumerate(xs):
             e = costs.estimate(scenario.scenario_from_dict(
-                {"start_date": "2026-11-29", "queries_per_month": q, "rag": {"top_k": k}}))
+                {"start_date": "2026-11-29", "queries_per_month": q, "rag": {"top_k": k},
+                 "fine_tuning": {"model": "gpt-4o-mini-2024-07-18"}}))
             diff = e.options["fine_tuning"].monthly_cost_usd - e.options["rag"].monthly_cost_usd
             assert sw.values[yi][xi] == pytest.approx(diff)
             cheapest = min(costs.OPTIONS, key=lambda o: e.options[o].monthly_cost_usd)
