@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pageshell import chat_model, current_workspace
-from workbench import capture, charts, corpus, evaluation, finetune, parsing
+from workbench import capture, charts, corpus, evaluation, finetune, parsing, synthetic
 from workbench.errors import WorkbenchError
 from workbench.exports import dataframe_csv
 from workbench.safe_text import escape_markdown
@@ -225,6 +225,18 @@ with tabs[0]:
     if summary.get("by_category"):
         st.dataframe(pd.DataFrame(summary["by_category"]).T.rename(index=evaluation.ARM_LABELS), width="stretch")
         st.caption("Score by question category: F1 on answerable questions, 1 for abstaining on unanswerable ones.")
+    if summary.get("by_origin"):
+        st.markdown("**Generated and hand-written questions apart**")
+        st.dataframe(pd.DataFrame([{"arm": evaluation.ARM_LABELS[a], "questions": origin,
+                                    "n": v["n"], "score": v["score"], "F1 (answerable)": v["f1"], "F1 n": v["f1_n"],
+                                    "F1 95% interval": "" if v["f1"] is None or v["f1_ci_low"] != v["f1_ci_low"]
+                                    else f"[{v['f1_ci_low']:.2f}, {v['f1_ci_high']:.2f}]"}
+                                   for a, by in summary["by_origin"].items() for origin, v in by.items()]),
+                     hide_index=True, width="stretch", column_config={
+                         "score": st.column_config.NumberColumn(format="%.2f"),
+                         "F1 (answerable)": st.column_config.NumberColumn(format="%.2f")})
+        st.caption("Synthetic pairs were generated from the documents (Data page); how they were made: "
+                   + escape_markdown(synthetic.describe(ws) or "not recorded"))
 with tabs[1]:
     st.plotly_chart(charts.latency_boxes(summary, run_arms), width="stretch")
     for a in run_arms:

@@ -107,3 +107,28 @@ def hosted_services(openai_server, monkeypatch):
     monkeypatch.setenv("FIREWORKS_API_KEY", openai_server.api_key)
     monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", openai_server.fireworks_account)
     return openai_server
+
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def install_plugin(site: Path, name: str, entry: str) -> None:
+    """What `pip install` leaves for a package with one entry point: its dist-info folder."""
+    dist = site / f"{name}-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[workbench.providers]\n{entry}\n")
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """The test plugin (tests/plugins/workbench_fake_plugin.py) installed as a package with an entry point."""
+    from workbench.providers import REGISTRY
+
+    site = tmp_path / "site"
+    install_plugin(site, "workbench_fake_plugin", "fake = workbench_fake_plugin:register")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    REGISTRY.reset()
+    yield site
+    REGISTRY.reset()

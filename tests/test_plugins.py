@@ -10,26 +10,8 @@ from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.providers import REGISTRY
 
-PLUGINS = Path(__file__).parent / "plugins"
+from conftest import install_plugin
 
-
-def _install(site: Path, name: str, entry: str) -> None:
-    """What `pip install` leaves for a package with one entry point: its dist-info folder."""
-    dist = site / f"{name}-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[workbench.providers]\n{entry}\n")
-
-
-@pytest.fixture
-def plugin(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    _install(site, "workbench_fake_plugin", "fake = workbench_fake_plugin:register")
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    REGISTRY.reset()
-    yield site
-    REGISTRY.reset()
 
 
 def _config(tmp_path, monkeypatch, text: str) -> Path:
@@ -55,7 +37,7 @@ def test_a_plugin_backend_is_registered_and_configured_like_a_built_in(plugin, t
     with pytest.raises(WorkbenchError) as unknown:
         providers.load_providers_config()
     assert str(unknown.value) == (f"{path}, line 2: field 'chat.provider': unknown chat provider 'scriptd'; "
-                                  "registered: extractive, llamacpp, openai, scripted")
+                                  "registered: extractive, llamacpp, openai, scripted, scripted-qa")
 
 
 def test_a_plugin_backend_answers_through_the_library_and_the_cli(plugin, tmp_path, monkeypatch):
@@ -78,7 +60,7 @@ def test_a_plugin_backend_answers_through_the_library_and_the_cli(plugin, tmp_pa
 
 
 def test_a_broken_plugin_is_reported_and_the_others_still_load(plugin, tmp_path, monkeypatch):
-    _install(plugin, "workbench_broken_plugin", "broken = workbench_no_such_module:register")
+    install_plugin(plugin, "workbench_broken_plugin", "broken = workbench_no_such_module:register")
     REGISTRY.reset()
     assert "fake-hash" in {b.name for b in REGISTRY.backends("embedder")}
     assert any(k.startswith("broken (workbench_no_such_module:register)") and "ModuleNotFoundError" in v

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import (corpus, costs, decision, evaluation, exports, finetune, index, jsonl, notebook, pricing, providers,
-               rag, report, scenario, sensitivity, splits, tokens, workspace)
+               rag, report, scenario, sensitivity, splits, synthetic, tokens, workspace)
 from .chunking import ChunkSettings
 from .errors import WorkbenchError
 
@@ -490,6 +490,47 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
 
 
 # --- eval -------------------------------------------------------------------------------------------
+
+@main.command("generate-qa")
+@_workspace_option
+@click.option("--count", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Pairs to ask for.")
+@click.option("--kinds", default="factual=0.6,paraphrase=0.2,unanswerable=0.2", show_default=True,
+              help="Shares by kind: factual, paraphrase, changed (answers that differ between versions), unanswerable.")
+@click.option("--docs", "doc_ids", help="Comma-separated document ids (default: every document).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--judge", is_flag=True, help="Also ask the chat model whether each answer is supported by its passage.")
+@click.option("--dry-run", is_flag=True, help="Print the pairs; add nothing to the workspace.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pairs (question, answer, doc_id, chunk_id, kind, "
+                                                     "synthetic) and the rejected ones with their reasons, as JSON.")
+def generate_qa(ws_name: str, count: int, kinds: str, doc_ids: str | None, seed: int, judge: bool, dry_run: bool,
+                as_json: bool) -> None:
+    """Write question/answer pairs from the workspace's documents with the configured chat model, check
+    each, and add the ones kept to the workspace's pairs (marked synthetic). Running it again resumes."""
+    ws = _open(ws_name)
+    settings = synthetic.GenerationSettings(count=count, kinds=synthetic.parse_kinds(kinds), seed=seed, judge=judge,
+                                            docs=[d.strip() for d in (doc_ids or "").split(",") if d.strip()])
+    result = synthetic.generate(ws, settings, on_item=lambda n, total, left: click.echo(
+        f"  {n}/{total} pairs made, about {left:.0f} s left", err=True))
+    added = None
+    if not dry_run:
+        synthetic.review(ws, {c.id: {"status": "accepted"} for c in result.kept if c.status == "kept"})
+        added = synthetic.add_accepted(ws)
+    if as_json:
+        keys = ("question", "answer", "doc_id", "chunk_id", "kind", "synthetic", "generator", "status", "reason")
+        _echo_json({"run_id": result.run_id, "generator": result.generator, "planned": result.planned,
+                    "pairs": [{k: c.to_dict()[k] for k in keys} for c in result.kept],
+                    "rejected": [{k: c.to_dict()[k] for k in keys} for c in result.rejected],
+                    "added": added, "notes": result.notes})
+        return
+    click.echo(f"{result.run_id}: {len(result.kept)} of {result.planned} pairs kept by the checks "
+               f"({result.generator}){'' if added is None else f'; {added} synthetic pairs now in the workspace'}")
+    for c in result.kept:
+        click.echo(f"  kept [{c.kind}] {c.question} -> {c.answer or '(unanswerable)'}  ({c.doc_id})")
+    for c in result.rejected:
+        click.echo(f"  rejected [{c.kind}] {c.question or '-'}: {c.reason}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+
 
 @main.command("eval")
 @click.option("--docs", "docs_path", required=True, type=click.Path(exists=True, path_type=Path),

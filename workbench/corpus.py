@@ -186,6 +186,12 @@ def _store_pairs(db: sqlite3.Connection, source: str, pairs: list[QAPair]) -> tu
     return len(rows), problems
 
 
+def replace_pairs(ws: Workspace, source: str, pairs: list[QAPair]) -> tuple[int, list[Problem]]:
+    """Make `pairs` the workspace's pairs from `source` (e.g. the accepted synthetic ones), replacing the earlier set."""
+    with ws.db() as db:
+        return _store_pairs(db, source, pairs)
+
+
 # --- reading back -----------------------------------------------------------------------------------
 
 def documents(ws: Workspace, with_text: bool = False) -> list[dict[str, Any]]:

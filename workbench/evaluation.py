@@ -23,6 +23,7 @@ from .config import Strict
 from .errors import WorkbenchError
 from .index import Retriever, load_settings
 from .parsing import QAPair
+from .synthetic import GENERATED_SOURCE
 from .pricing import PriceBook, load_pricing, saved_custom_prices
 from .workspace import Workspace
 
@@ -735,6 +736,26 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
                                 if (v := [r["score"] for r in out[arm]["per_question"]
                                           if r["category"] == c and r["error"] is None])}
                           for arm in arms}
+    synthetic = {q.id for q in questions if q.source == GENERATED_SOURCE}
+    if synthetic:
+        out["by_origin"] = {arm: _by_origin(out[arm]["per_question"], synthetic, settings.bootstrap_resamples)
+                            for arm in arms}
+    return out
+
+
+def _by_origin(rows: list[dict[str, Any]], synthetic: set[str], resamples: int) -> dict[str, dict[str, Any]]:
+    """Mean score (F1 on answerable, 1 for abstaining on unanswerable) and F1 on the generated questions and
+    on the hand-written ones apart, each with its n and interval: a synthetic set can flatter or hurt an arm."""
+    out = {}
+    for origin, keep in (("synthetic", True), ("hand-written", False)):
+        chosen = [r for r in rows if (r["question_id"] in synthetic) == keep and r["error"] is None]
+        scores = [r["score"] for r in chosen]
+        f1 = [r["f1"] for r in chosen if r["gold"]]
+        low, high = metrics.bootstrap_ci(scores, resamples)
+        f1_low, f1_high = metrics.bootstrap_ci(f1, resamples)
+        out[origin] = {"n": len(chosen), "score": float(np.mean(scores)) if scores else None,
+                       "score_ci_low": low, "score_ci_high": high, "f1_n": len(f1),
+                       "f1": float(np.mean(f1)) if f1 else None, "f1_ci_low": f1_low, "f1_ci_high": f1_high}
     return out
 
 

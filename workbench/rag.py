@@ -9,7 +9,9 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
+
+from pydantic import Field
 
 from . import tokens
 from .config import Strict, config_path, load_model
@@ -45,12 +47,56 @@ REPLY_SCHEMA: dict[str, Any] = {
     "properties": {"answerable": {"type": "boolean"}, "answer": {"type": "string", "maxLength": 1000}}}
 
 
+class Turn(Strict):
+    user: str
+    assistant: str
+
+
+class GenerationPrompt(Strict):
+    """One request of question/answer generation; placeholders {passage}, {question}, {answer}, {newer}, {older}.
+    `examples`: worked turns shown first (a small model copies their form)."""
+
+    system: str
+    user: str
+    examples: list[Turn] = []
+
+
+class GenerationPrompts(Strict):
+    """Question/answer pairs from a passage (synthetic.py): every reply is JSON under a schema."""
+
+    factual: GenerationPrompt = GenerationPrompt(
+        system="You write test questions about documentation. Reply with JSON only.",
+        user="Passage:\n{passage}\n\nWrite one question a user could ask that this passage answers, and its answer: "
+             "at most 8 words copied exactly from the passage.",
+        examples=[Turn(user="Passage:\nRefunds go back to the original card within 5 business days. Invoices are "
+                            "emailed on the 1st of each month.\n\nWrite one question a user could ask that this "
+                            "passage answers, and its answer: at most 8 words copied exactly from the passage.",
+                       assistant='{"question": "How long does a refund take?", "answer": "within 5 business days"}')])
+    paraphrase: GenerationPrompt = GenerationPrompt(
+        system="You rephrase questions. Reply with JSON only.",
+        user="Rephrase this question with different words, keeping its meaning:\n{question}")
+    unanswerable: GenerationPrompt = GenerationPrompt(
+        system="You write test questions about documentation. Reply with JSON only.",
+        user="Passage:\n{passage}\n\nWrite one question on the same topic that this passage does not answer "
+             "(a detail it never mentions).")
+    changed: GenerationPrompt = GenerationPrompt(
+        system="You write test questions about documentation that changed between versions. Reply with JSON only.",
+        user="Older passage:\n{older}\n\nNewer passage:\n{newer}\n\nWrite one question whose answer differs "
+             "between the two, and its answer from the newer passage (a short phrase).")
+    faithful: GenerationPrompt = GenerationPrompt(
+        system="You check test questions. Reply with JSON only.",
+        user="Passage:\n{passage}\n\nQuestion: {question}\nAnswer: {answer}\n\nIs the answer stated in the "
+             "passage, and does it answer the question?")
+    max_output_tokens: Annotated[int, Field(ge=16, le=4096)] = 160
+
+
 class Prompts(Strict):
     refusal: str = "I cannot answer that from what I know."
     # text: the model answers in prose and declines with the refusal sentence; json: it replies
     # {"answerable": bool, "answer": str}, constrained to that schema (llama.cpp grammar, structured outputs)
     reply: Literal["text", "json"] = "text"
     rag: RagPrompt
+    generation: GenerationPrompts = GenerationPrompts()
     closed_book: ClosedBookPrompt = ClosedBookPrompt(
         system="Answer the question briefly. If you do not know the answer, reply with exactly this sentence "
                "and nothing else: {refusal}")

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import charts, corpus, costs, decision, evaluation, finetune, pricing, scenario
+from . import charts, corpus, costs, decision, evaluation, finetune, pricing, scenario, synthetic
 from .errors import WorkbenchError
 from .safe_text import escape_markdown
 from .workspace import Workspace
@@ -32,6 +32,7 @@ class ReportData:
     documents: int
     pairs: int
     document_rows: list[dict[str, Any]] = field(default_factory=list)
+    synthetic: str | None = None          # how the workspace's generated pairs were made
 
 
 def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
@@ -70,9 +71,14 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
                       comparison=comparison, measured_vs_estimate=vs, risks=list(dict.fromkeys(risks)),
                       sources=book.sources(), documents=len(corpus.documents(ws)), pairs=len(corpus.qa_pairs(ws)),
                       document_rows=[{"id": x["doc_id"], "title": x["title"], "format": x["fmt"], "tokens": x["tokens"]}
-                                     for x in corpus.documents(ws)])
+                                     for x in corpus.documents(ws)], synthetic=synthetic.describe(ws))
 
 
+
+
+def _real(x: Any) -> Any:
+    """None for a missing interval bound (NaN: too few questions for one)."""
+    return None if x is None or x != x else x
 
 
 def _num(x: Any, fmt: str = ".3f") -> str:
@@ -141,8 +147,18 @@ def to_markdown(d: ReportData) -> str:
                        f"{_num(m['abstention_rate'], '.2f')} (n={m['abstention_rate_n']}) | "
                        f"{_num(m['latency_ms_p50'], ',.0f')} ms | {costs.format_usd(m['cost_per_query_usd'])} | "
                        f"{_md_cell(c[arm]['provider'])} |")
+        if c.get("by_origin"):
+            out += ["", "Generated and hand-written questions apart (score: F1 on answerable, 1 for abstaining on "
+                    "unanswerable):", "", "| arm | questions | n | score | 95% CI | F1 (answerable) | F1 n |",
+                    "| --- | --- | --- | --- | --- | --- | --- |"]
+            for arm, by in c["by_origin"].items():
+                out += [f"| {c[arm]['label']} | {origin} | {v['n']} | {_num(v['score'], '.2f')} | "
+                        f"{_num(_real(v['score_ci_low']), '.2f')}-{_num(_real(v['score_ci_high']), '.2f')} | "
+                        f"{_num(v['f1'], '.2f')} | {v['f1_n']} |" for origin, v in by.items()]
     else:
         out.append("No comparison has been run.")
+    if d.synthetic:
+        out += ["", f"Synthetic pairs: {_md_cell(d.synthetic)}"]
     if d.measured_vs_estimate:
         out += ["", "Estimate and measurement:", "", "| option | latency est. | latency measured | prompt tokens est. | "
                 "prompt tokens measured |", "| --- | --- | --- | --- | --- |"]
@@ -204,7 +220,12 @@ th{background:#f5f5f5}.rec{font-size:1.4rem;font-weight:600}.muted{color:#666}.r
 <td>{{ m.f1_n }}</td><td>{{ num(m.abstention_rate, '.2f') }} (n={{ m.abstention_rate_n }})</td><td>{{ num(m.latency_ms_p50, ',.0f') }} ms</td><td>{{ money(m.cost_per_query_usd) }}</td>
 <td>{{ d.comparison[arm].provider }}</td></tr>{% endfor %}</table>
 {{ charts_html.comparison|safe }}
+{% if d.comparison.by_origin %}<h3>Generated and hand-written questions apart</h3>
+<table><tr><th>arm</th><th>questions</th><th>n</th><th>score</th><th>F1 (answerable)</th><th>F1 n</th></tr>
+{% for arm, by in d.comparison.by_origin.items() %}{% for origin, v in by.items() %}<tr><td>{{ d.comparison[arm].label }}</td>
+<td>{{ origin }}</td><td>{{ v.n }}</td><td>{{ num(v.score, '.2f') }}</td><td>{{ num(v.f1, '.2f') }}</td><td>{{ v.f1_n }}</td></tr>{% endfor %}{% endfor %}</table>{% endif %}
 {% else %}<p>No comparison has been run.</p>{% endif %}
+{% if d.synthetic %}<p><strong>Synthetic pairs:</strong> {{ d.synthetic }}</p>{% endif %}
 {% if d.measured_vs_estimate %}<h3>Estimate and measurement</h3>
 <table><tr><th>option</th><th>latency est.</th><th>latency measured (p50)</th><th>prompt tokens est.</th><th>prompt tokens measured</th></tr>
 {% for r in d.measured_vs_estimate %}<tr><td>{{ r.option }}</td><td>{{ "{:,.0f}".format(r['latency ms (estimate)']) }} ms</td>

