@@ -5,8 +5,9 @@ import pandas as pd
 from pydantic import ValidationError
 import streamlit as st
 
-from pageshell import current_workspace
-from workbench import charts, corpus, parsing
+from pageshell import chat_model, current_workspace
+from workbench import charts, corpus, evaluation, index, parsing, synthetic
+from workbench.errors import WorkbenchError
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings, chunk_document, size_stats
 from workbench.exports import dataframe_csv
 from workbench.safe_text import escape_markdown
@@ -66,8 +67,8 @@ m2.metric("Tokens", f"{sum(d['tokens'] for d in docs):,}")
 m3.metric("Question/answer pairs", len(pairs))
 m4.metric("Problems found", sum(1 for p in problems if p["level"] == "error"))
 
-tab_docs, tab_qa, tab_problems, tab_chunks = st.tabs(["Documents", "Question/answer pairs", "Problems",
-                                                      "Chunk inspector"])
+tab_docs, tab_qa, tab_gen, tab_problems, tab_chunks = st.tabs(["Documents", "Question/answer pairs",
+                                                               "Generate pairs", "Problems", "Chunk inspector"])
 with tab_docs:
     if not docs:
         st.info("No documents yet. Upload some above, or use `workbench ingest PATH --workspace "
@@ -97,6 +98,119 @@ with tab_qa:
         st.caption(" · ".join(f"{escape_markdown(k)}: {v}" for k, v in by_category.items()))
         st.dataframe(qa_table, hide_index=True, width="stretch")
         st.download_button("Question/answer pairs (CSV)", dataframe_csv(qa_table), "qa_pairs.csv", "text/csv")
+with tab_gen:
+    if not docs:
+        st.info("Upload documents first: pairs are written from their passages.")
+    else:
+        try:
+            generator = chat_model()
+        except WorkbenchError as exc:
+            st.error(f"The configured chat model cannot run: {escape_markdown(exc)}")
+            generator = None
+        if generator is not None:
+            st.caption(f"Written by **{escape_markdown(generator.label)}**, one pair per indexed passage, the reply "
+                       "constrained to a JSON schema; each pair is kept only if its answer is in its passage, its "
+                       "question does not give the answer away, it is not a near-duplicate, and (unanswerable "
+                       "questions) retrieval does not answer it. Pairs are saved as they are made: generating "
+                       "again with the same settings resumes.")
+            g1, g2, g3, g4, g5 = st.columns([1, 1, 1, 1, 1])
+            count = g1.number_input("Pairs", 1, 10_000, 20, key="data_gen_count")
+            defaults = {"factual": 0.6, "paraphrase": 0.2, "changed": 0.0, "unanswerable": 0.2}
+            shares = {k: col.slider(f"{k} share", 0.0, 1.0, v, 0.05, key=f"data_gen_share_{k}")
+                      for col, (k, v) in zip((g2, g3, g4, g5), defaults.items())}
+            h1, h2, h3 = st.columns([4, 1, 1])
+            chosen_docs = h1.multiselect("Documents (none chosen: all)", [d["doc_id"] for d in docs],
+                                         key="data_gen_docs")
+            gen_seed = h2.number_input("Seed", 0, 1_000_000, 0, key="data_gen_seed")
+            judge = h3.checkbox("Judge each answer", key="data_gen_judge",
+                                help="Also ask the chat model whether each answer is supported by its passage.")
+            try:
+                gen_settings = synthetic.settings_of(count=int(count), kinds={k: v for k, v in shares.items() if v},
+                                                     docs=chosen_docs, seed=int(gen_seed), judge=judge)
+            except WorkbenchError as exc:
+                st.error(escape_markdown(exc))
+                gen_settings = None
+            if gen_settings is not None and index.index_meta(ws) is not None and not index.index_is_stale(ws):
+                try:
+                    tasks, plan_notes = synthetic.plan(synthetic.indexed_chunks(ws), gen_settings)
+                except WorkbenchError as exc:
+                    st.error(escape_markdown(exc))
+                else:
+                    speed = (evaluation.measured_figures(ws).get("rag") or {}).get("model_speed")
+                    pv = synthetic.preview(tasks, generator, notes=plan_notes, speed=speed)
+                    p1, p2, p3 = st.columns(3)
+                    p1.metric("Requests", pv.requests, help=", ".join(f"{n} {k}" for k, n in pv.counts.items()))
+                    p2.metric("Tokens in / out (at most)", f"{pv.input_tokens:,} / {pv.output_tokens:,}")
+                    p3.metric("Cost" if pv.cost_usd else "Time (about)",
+                              f"${pv.cost_usd:,.4f}" if pv.cost_usd else
+                              (f"{pv.seconds / 60:,.1f} min" if pv.seconds else "unknown"))
+                    st.caption(escape_markdown(pv.basis))
+                    for note in pv.notes:
+                        st.info(escape_markdown(note))
+            elif gen_settings is not None:
+                st.caption("The index is built first when you generate (RAG page settings).")
+            if st.button("Generate pairs", type="primary", disabled=gen_settings is None, key="data_gen_run"):
+                bar = st.progress(0.0, text="Generating...")
+                st.caption("Stop with the page's Stop button: the pairs made so far are kept, and generating again "
+                           "goes on.")
+                try:
+                    result = synthetic.generate(ws, gen_settings, chat=generator, on_item=lambda n, total, left:
+                                                bar.progress(n / total, text=f"{n}/{total} pairs, about {left:,.0f} "
+                                                                             "s left"))
+                except WorkbenchError as exc:
+                    st.error(escape_markdown(exc))
+                else:
+                    bar.empty()
+                    st.success(f"{len(result.kept)} of {result.planned} pairs kept by the checks; review them below.")
+            made = synthetic.candidates(ws)
+            reviewable = [c for c in made if c.status != "rejected"]
+            if reviewable:
+                st.markdown(f"**Review** ({len(reviewable)} pairs: accept, edit or drop, then add the accepted ones)")
+                b1, b2, b3, b4 = st.columns([2, 2, 1, 1])
+                by_kind = b1.selectbox("Kind", ["(all)", *sorted({c.kind for c in reviewable})], key="data_gen_bkind")
+                by_doc = b2.selectbox("Document", ["(all)", *sorted({c.doc_id for c in reviewable})],
+                                      key="data_gen_bdoc")
+                for col, label, status in ((b3, "Accept these", "accepted"), (b4, "Drop these", "dropped")):
+                    if col.button(label, key=f"data_gen_bulk_{status}", width="stretch"):
+                        n = synthetic.bulk(ws, status, None if by_kind == "(all)" else by_kind,
+                                           None if by_doc == "(all)" else by_doc)
+                        st.toast(f"{n} pair(s) {status}")
+                        st.rerun()
+                frame = pd.DataFrame([{"id": c.id, "accept": c.status == "accepted", "drop": c.status == "dropped",
+                                       "question": c.question, "answer": c.answer or "(unanswerable)",
+                                       "kind": c.kind, "document": c.doc_id, "generator": c.generator}
+                                      for c in reviewable])
+                edited = st.data_editor(frame, hide_index=True, width="stretch", key="data_gen_editor",
+                                        disabled=["id", "kind", "document", "generator"], column_config={
+                                            "question": st.column_config.TextColumn(width="large"),
+                                            "answer": st.column_config.TextColumn(width="medium")})
+                s1, s2 = st.columns(2)
+                if s1.button("Save the review", key="data_gen_save", width="stretch"):
+                    changes = {}
+                    for row, c in zip(edited.to_dict("records"), reviewable):
+                        change = {"status": "dropped" if row["drop"] else "accepted" if row["accept"] else "kept"}
+                        if row["question"] != c.question:
+                            change["question"] = row["question"]
+                        if c.answer and row["answer"] != c.answer:
+                            change["answer"] = row["answer"]
+                        changes[c.id] = change
+                    synthetic.review(ws, changes)
+                    st.rerun()
+                accepted = sum(1 for c in reviewable if c.status == "accepted")
+                if s2.button(f"Add the {accepted} accepted pairs to the workspace", type="primary",
+                             disabled=not accepted, key="data_gen_add", width="stretch"):
+                    st.success(f"{synthetic.add_accepted(ws)} synthetic pairs are now in the workspace "
+                               "(marked synthetic; a chunk's pairs share a group, so the split keeps them together).")
+            rejected = [c for c in made if c.status == "rejected"]
+            if rejected:
+                with st.expander(f"Rejected by the checks ({len(rejected)})"):
+                    st.dataframe(pd.DataFrame([{"kind": c.kind, "question": c.question, "answer": c.answer,
+                                                "document": c.doc_id, "why": c.reason} for c in rejected]),
+                                 hide_index=True, width="stretch",
+                                 column_config={"why": st.column_config.TextColumn(width="large")})
+            if made:
+                st.download_button("Generated pairs with their checks (CSV)", dataframe_csv(pd.DataFrame(
+                    [c.to_dict() for c in made])), "generated_pairs.csv", "text/csv", key="data_gen_download")
 with tab_problems:
     if not problems:
         st.success("No problems found in the uploads.")

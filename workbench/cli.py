@@ -507,8 +507,8 @@ def generate_qa(ws_name: str, count: int, kinds: str, doc_ids: str | None, seed:
     """Write question/answer pairs from the workspace's documents with the configured chat model, check
     each, and add the ones kept to the workspace's pairs (marked synthetic). Running it again resumes."""
     ws = _open(ws_name)
-    settings = synthetic.GenerationSettings(count=count, kinds=synthetic.parse_kinds(kinds), seed=seed, judge=judge,
-                                            docs=[d.strip() for d in (doc_ids or "").split(",") if d.strip()])
+    settings = synthetic.settings_of(count=count, kinds=synthetic.parse_kinds(kinds), seed=seed, judge=judge,
+                                     docs=[d.strip() for d in (doc_ids or "").split(",") if d.strip()])
     result = synthetic.generate(ws, settings, on_item=lambda n, total, left: click.echo(
         f"  {n}/{total} pairs made, about {left:.0f} s left", err=True))
     added = None

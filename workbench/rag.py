@@ -66,12 +66,13 @@ class GenerationPrompts(Strict):
 
     factual: GenerationPrompt = GenerationPrompt(
         system="You write test questions about documentation. Reply with JSON only.",
-        user="Passage:\n{passage}\n\nWrite one question a user could ask that this passage answers, and its answer: "
-             "at most 8 words copied exactly from the passage.",
+        user="Passage:\n{passage}\n\nChoose a fact from this passage as the answer, then write the question a user "
+             "would ask to get it.",
         examples=[Turn(user="Passage:\nRefunds go back to the original card within 5 business days. Invoices are "
-                            "emailed on the 1st of each month.\n\nWrite one question a user could ask that this "
-                            "passage answers, and its answer: at most 8 words copied exactly from the passage.",
-                       assistant='{"question": "How long does a refund take?", "answer": "within 5 business days"}')])
+                            "emailed on the 1st of each month.\n\nChoose a fact from this passage as the answer, then "
+                            "write the question a user would ask to get it.",
+                       assistant='{"answer": "Refunds go back to the original card within 5 business days", '
+                                 '"question": "How long does a refund take?"}')])
     paraphrase: GenerationPrompt = GenerationPrompt(
         system="You rephrase questions. Reply with JSON only.",
         user="Rephrase this question with different words, keeping its meaning:\n{question}")

@@ -35,12 +35,11 @@ KINDS = ("factual", "paraphrase", "changed", "unanswerable")
 GENERATED_SOURCE = "generated"            # the source of every synthetic pair in the workspace
 SUPPORT_SHARE = 0.8                       # of the answer's content words found in its chunk
 GIVEAWAY_SHARE = 0.8                      # of the answer's content words already in the question
+ABOUT_SHARE = 0.5                         # of the question's content words found in its passage
+CLOSE_RELEVANCE, CLOSE_COVERAGE = 0.6, 0.6   # an "unanswerable" question this close to a passage is not kept
 MIN_CHUNK_TOKENS = 20
 CHANGED_OVERLAP = 0.2                     # content-word Jaccard of two versions of one passage
 
-PAIR_SCHEMA: dict[str, Any] = {
-    "type": "object", "additionalProperties": False, "required": ["question", "answer"],
-    "properties": {"question": {"type": "string", "maxLength": 200}, "answer": {"type": "string", "maxLength": 200}}}
 QUESTION_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["question"],
     "properties": {"question": {"type": "string", "maxLength": 200}}}
@@ -65,6 +64,18 @@ class GenerationSettings(Strict):
         if not any(v > 0 for v in kinds.values()):
             raise ValueError("at least one kind needs a share above 0")
         return kinds
+
+
+def settings_of(**values: Any) -> GenerationSettings:
+    """Settings from a form or the command line; a bad value is a WorkbenchError naming the field."""
+    from pydantic import ValidationError
+
+    from .config import validation_error
+
+    try:
+        return GenerationSettings(**values)
+    except ValidationError as exc:
+        raise validation_error(exc, GenerationSettings, "generation settings", None) from None
 
 
 def parse_kinds(text: str) -> dict[str, float]:
@@ -152,6 +163,11 @@ def changed_passages(chunks: list[dict[str, Any]]) -> list[tuple[dict[str, Any],
 
 def plan(chunks: list[dict[str, Any]], settings: GenerationSettings) -> tuple[list[Task], list[str]]:
     """The tasks of a run, fixed by the seed (so a resumed run asks for the same pairs), and notes."""
+    unknown = sorted(set(settings.docs) - {c["doc_id"] for c in chunks})
+    if unknown:
+        known = sorted({c["doc_id"] for c in chunks})
+        raise WorkbenchError(f"unknown document(s) {', '.join(unknown)}; indexed: {', '.join(known[:30])}"
+                             + (" ..." if len(known) > 30 else ""), field="docs")
     chosen = [c for c in chunks if (not settings.docs or c["doc_id"] in settings.docs)
               and c["tokens"] >= MIN_CHUNK_TOKENS]
     if not chosen:
@@ -261,6 +277,11 @@ def _messages(task: Task, prompts: rag.Prompts, question: str | None = None) -> 
     return [{"role": "system", "content": template.system}, *turns, {"role": "user", "content": user}]
 
 
+PAIR_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["answer", "question"],
+    "properties": {"answer": {"type": "string", "maxLength": 200}, "question": {"type": "string", "maxLength": 200}}}
+
+
 def _reply(text: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
     """The JSON object of a reply with these string keys, or None: a strict reading (the first {...})."""
     match = re.search(r"\{.*\}", text or "", re.S)
@@ -312,6 +333,12 @@ def support(answer: str, passage: str) -> float:
     if a and a in normalize(passage):
         return 1.0
     words = content_words(answer)
+    return len(words & content_words(passage)) / len(words) if words else 0.0
+
+
+def about(question: str, passage: str) -> float:
+    """The share of the question's content words found in the passage: a question written for it uses its terms."""
+    words = content_words(question)
     return len(words & content_words(passage)) / len(words) if words else 0.0
 
 
@@ -491,14 +518,25 @@ def _check(t: Task, c: Candidate, others: list[str], retriever: Any, retrieval: 
     if t.kind == "paraphrase" and normalize(c.question) == normalize(c.source_question):
         return "the paraphrase repeats its question word for word"
     if t.kind == "unanswerable":
-        answer = rag.ask(c.question, retriever, quoting, retrieval, prompts)
+        if not about(c.question, c.passage):
+            return "off the passage's topic (no word in common)"
+        found = retriever.search(c.question, retrieval)
+        answer = rag.ask(c.question, retriever, quoting, retrieval, prompts, retrieval=found)
         if not answer.abstained:
             where = next((x.doc_id for x in answer.citations if x.used), answer.citations[0].doc_id
                          if answer.citations else "?")
             return f"retrieval answers it from {where}: \"{answer.text[:120]}\""
+        top = found.hits[:retrieval.top_k]
+        coverage, _ = retriever.coverage(c.question, top)
+        if top and found.best_relevance >= CLOSE_RELEVANCE and coverage >= CLOSE_COVERAGE:
+            # Too close to call it unanswerable: a label "abstain" on an answerable question would be wrong gold.
+            return (f"retrieval finds a passage that may answer it ({top[0].doc_id}, relevance "
+                    f"{found.best_relevance:.2f}, {coverage:.0%} of its words): \"{top[0].text[:100]}\"")
         return ""
     if not c.answer:
         return "no answer"
+    if t.kind != "paraphrase" and about(c.question, c.passage) < ABOUT_SHARE:   # a paraphrase changes the words
+        return f"the question is not about its passage ({about(c.question, c.passage):.0%} of its words are in it)"
     share = support(c.answer, c.passage)
     if share < SUPPORT_SHARE:
         return f"the answer is not in its passage ({share:.0%} of its words are)"

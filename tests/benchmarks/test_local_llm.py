@@ -35,7 +35,7 @@ def test_local_llm_speed_and_compare_on_the_sample(tmp_path, monkeypatch, timed_
     splits.make_split(ws)
     finetune.run_local(ws)
     questions = evaluation.default_questions(ws)
-    for name, arms in (("llamacpp", list(evaluation.ARM_LABELS)), ("extractive", ["base", "rag"])):
+    for name, arms in (("llamacpp", list(evaluation.ARMS)), ("extractive", ["base", "rag"])):
         _config(tmp_path, monkeypatch, name)
         settings = evaluation.EvalSettings(arms=arms, concurrency=1)
         summary, wall, ctx = timed_compare(ws, questions, settings)

@@ -58,7 +58,7 @@ class ScriptedChat:
 
 class ScriptedQASettings(Strict):
     broken_every: Annotated[int, Field(ge=0)] = 0      # every Nth reply is not JSON (0: never)
-    unanswerable: str = "Which moon base hosts the annual invoicing festival?"
+    unanswerable: str = "Which moon base hosts the annual tallyboard invoicing festival?"   # "@passage": one it answers
 
 
 class ScriptedQA:
@@ -83,15 +83,17 @@ class ScriptedQA:
         elif prompt.startswith("Rephrase"):
             question = prompt.split("\n", 1)[1].rstrip("?")
             text = json.dumps({"question": f"Could you tell me: {question.lower()}?"})
-        elif "does not answer" in prompt:
-            text = json.dumps({"question": self.unanswerable})
         else:
-            passage = prompt.split("Newer passage:\n")[-1].split("Passage:\n")[-1].split("\n\nWrite")[0]
-            words = re.findall(r"[A-Za-z][A-Za-z'-]+", passage)
-            sentence = re.split(r"(?<=[.!?])\s", passage.strip())[0]
+            passage = re.split(r"\n\n(?:Choose|Write)", prompt.split("Newer passage:\n")[-1].split("Passage:\n")[-1])[0]
+            sentences = [x for x in re.split(r"(?<=[.!?])\s+|\n+", passage.strip()) if len(x.split()) >= 8]
+            sentence = (sentences or [passage.strip()])[0]
+            words = re.findall(r"[A-Za-z][A-Za-z'-]+", sentence)
             tail = " ".join(sentence.rstrip(".!?").split()[-4:])
-            text = json.dumps({"question": f"What do the documents say about {' '.join(words[:3]).lower()}?",
-                               "answer": tail})
+            question = f"What is {' '.join(words[:4]).lower()}?"
+            if "does not answer" in prompt:   # "@passage": a question the passage does answer, to be caught
+                text = json.dumps({"question": question if self.unanswerable == "@passage" else self.unanswerable})
+            else:
+                text = json.dumps({"question": question, "answer": tail})
         return ChatResult(text, sum(len(m["content"].split()) for m in messages), len(text.split()), self.model_id)
 
 
