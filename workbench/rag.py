@@ -88,7 +88,7 @@ class GenerationPrompts(Strict):
         system="You check test questions. Reply with JSON only.",
         user="Passage:\n{passage}\n\nQuestion: {question}\nAnswer: {answer}\n\nIs the answer stated in the "
              "passage, and does it answer the question?")
-    max_output_tokens: Annotated[int, Field(ge=16, le=4096)] = 160
+    max_output_tokens: Annotated[int, Field(ge=16, le=4096)] = 256   # room for the whole JSON object
 
 
 class Prompts(Strict):

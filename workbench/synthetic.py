@@ -42,7 +42,7 @@ CHANGED_OVERLAP = 0.2                     # content-word Jaccard of two versions
 
 QUESTION_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["question"],
-    "properties": {"question": {"type": "string", "maxLength": 200}}}
+    "properties": {"question": {"type": "string", "maxLength": 160}}}
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["supported"],
     "properties": {"supported": {"type": "boolean"}}}
@@ -279,7 +279,7 @@ def _messages(task: Task, prompts: rag.Prompts, question: str | None = None) -> 
 
 PAIR_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["answer", "question"],
-    "properties": {"answer": {"type": "string", "maxLength": 200}, "question": {"type": "string", "maxLength": 200}}}
+    "properties": {"answer": {"type": "string", "maxLength": 160}, "question": {"type": "string", "maxLength": 160}}}
 
 
 def _reply(text: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
