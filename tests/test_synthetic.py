@@ -129,6 +129,10 @@ def test_a_crashed_run_resumes_and_makes_no_pair_twice(ws, scripted):
     stopped = synthetic.generate(ws, settings.model_copy(update={"seed": 9}), chat=scripted(),
                                  should_stop=lambda: next(stops, True))
     assert stopped.stopped and len(synthetic.candidates(ws, stopped.run_id)) == 1
+    # New documents re-index the workspace: the same settings then make a new run (the plan points elsewhere).
+    corpus.ingest(ws, [("new.md", b"# Nightly export\n\nInvoices are exported to the accounting system every night "
+                                  b"at 02:00 in the workspace time zone.")])
+    assert synthetic.generate(ws, settings, chat=scripted()).run_id != result.run_id
 
 
 def test_accepted_pairs_join_the_workspace_and_the_split_keeps_a_chunks_pairs_together(ws, scripted):

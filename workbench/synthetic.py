@@ -399,9 +399,10 @@ def candidates(ws: Workspace, run_id: str | None = None) -> list[Candidate]:
         return [Candidate(*r) for r in db.execute(sql, (run_id,) if run_id else ())]
 
 
-def run_id_for(settings: GenerationSettings, generator: str) -> str:
-    """The same settings and generator make the same run: generating again resumes it."""
-    key = json.dumps({**settings.model_dump(), "generator": generator}, sort_keys=True)
+def run_id_for(settings: GenerationSettings, generator: str, chunks: str = "") -> str:
+    """The same settings, generator and indexed chunks make the same run: generating again resumes it (new
+    or changed documents make a new run, since the plan would point at other passages)."""
+    key = json.dumps({**settings.model_dump(), "generator": generator, "chunks": chunks}, sort_keys=True)
     return "gen-" + hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
@@ -438,7 +439,7 @@ def generate(ws: Workspace, settings: GenerationSettings, chat: Any = None, retr
     tasks, notes = plan(chunks, settings)
     prompts = rag.load_prompts()
     retrieval = index.load_settings(ws).retrieval
-    run_id = run_id_for(settings, chat.model_id)
+    run_id = run_id_for(settings, chat.model_id, (index.index_meta(ws) or {}).get("chunks_sha256", ""))
     with ws.db() as db:
         db.execute("INSERT OR IGNORE INTO generation_runs (id, settings, generator, created_at, planned) "
                    "VALUES (?, ?, ?, ?, ?)", (run_id, settings.model_dump_json(), chat.label, time.time(), len(tasks)))
