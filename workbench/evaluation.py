@@ -858,16 +858,8 @@ JUDGE_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False,
 
 
 def _verdict(text: str) -> dict[str, bool] | None:
-    import re as _re
-
-    match = _re.search(r"\{.*\}", text or "", _re.S)
-    if not match:
-        return None
-    try:
-        data = json.loads(match.group())
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("correct"), bool):
+    data = rag.json_object(text)
+    if data is None or not isinstance(data.get("correct"), bool):
         return None
     return {"correct": data["correct"], "faithful": bool(data.get("faithful", data["correct"]))}
 

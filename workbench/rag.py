@@ -172,6 +172,20 @@ def is_refusal(text: str, prompts: Prompts) -> bool:
     return not reply or reply.startswith(normalize(prompts.refusal))
 
 
+def json_object(text: str) -> dict[str, Any] | None:
+    """The first {...} of a model's reply as a JSON object, or None (a server may wrap or break the JSON)."""
+    import re
+
+    match = re.search(r"\{.*\}", text or "", re.S)
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group())
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_reply(result: ChatResult, prompts: Prompts, chat: ChatModel) -> tuple[str, bool]:
     """The answer text and whether the model declined: its own flag, the JSON field, or the refusal form.
 

@@ -284,16 +284,8 @@ PAIR_SCHEMA: dict[str, Any] = {
 
 def _reply(text: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
     """The JSON object of a reply with these string keys, or None: a strict reading (the first {...})."""
-    match = re.search(r"\{.*\}", text or "", re.S)
-    if not match:
-        return None
-    try:
-        data = json.loads(match.group())
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
-        return None
-    return data
+    data = rag.json_object(text)
+    return data if data is not None and all(isinstance(data.get(k), str) for k in keys) else None
 
 
 def ask_json(chat: Any, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int
