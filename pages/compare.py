@@ -229,7 +229,7 @@ with tabs[0]:
         st.markdown("**Generated and hand-written questions apart**")
         st.dataframe(pd.DataFrame([{"arm": evaluation.ARM_LABELS[a], "questions": origin,
                                     "n": v["n"], "score": v["score"], "F1 (answerable)": v["f1"], "F1 n": v["f1_n"],
-                                    "F1 95% interval": "" if v["f1"] is None or v["f1_ci_low"] != v["f1_ci_low"]
+                                    "F1 95% interval": "" if v["f1_ci_low"] is None
                                     else f"[{v['f1_ci_low']:.2f}, {v['f1_ci_high']:.2f}]"}
                                    for a, by in summary["by_origin"].items() for origin, v in by.items()]),
                      hide_index=True, width="stretch", column_config={

@@ -299,6 +299,12 @@ with results:
         ft = est.options["fine_tuning"]
         m3.metric("One training run", costs.format_usd(ft.training_cost_usd or 0),
                   f"{ft.epochs} epochs, {ft.billed_training_tokens:,.0f} tokens", delta_color="off", delta_arrow="off")
+        trained = book.model(current.fine_tuning.model)
+        if trained.fine_tuning and trained.fine_tuning.training_tokens_per_s:
+            minutes = ft.billed_training_tokens / trained.fine_tuning.training_tokens_per_s / 60
+            st.caption(f"One training run takes about {minutes:,.0f} minutes at "
+                       f"{trained.fine_tuning.training_tokens_per_s:,.0f} training tokens/s "
+                       f"({escape_markdown(trained.source)}).")
         st.dataframe(summary, hide_index=True, width="stretch", column_config={
             "setup": st.column_config.NumberColumn(format="$%.2f"),
             "monthly": st.column_config.NumberColumn(format="$%.2f", help="average over the horizon"),

@@ -72,6 +72,8 @@ def test_the_local_lora_uses_the_training_speed_measured_here(estimate_page):
     assert saved["id"] == "smollm2-135m-lora-local" and saved["fine_tuning"]["training_tokens_per_s"] == 200.0
     assert "LoRA job lora-timed, 40 s per epoch on 166 examples" in saved["source"]
     assert any("200 training tokens/s" in c.value for c in at.caption)
+    # And the run's time follows it: 300,000 tokens / 200 tokens/s = 1,500 s = 25 minutes.
+    assert any(c.value.startswith("One training run takes about 25 minutes at 200 training tokens/s") for c in at.caption)
 
 
 def test_moving_a_slider_updates_the_estimate_and_is_kept(estimate_page):

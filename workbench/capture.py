@@ -37,15 +37,8 @@ class Capture:
 
 
 def capture_id(model: str) -> str:
-    """One capture per model id: capturing the same model again resumes (and then refreshes) it."""
+    """One capture per model id: capturing the same model again asks only the questions it has no answer to."""
     return "capture-" + hashlib.sha1(model.encode()).hexdigest()[:10]
-
-
-def _record_for(ws: Workspace, model: str) -> TrainingRecord | None:
-    from .finetune import jobs
-
-    job = next((j for j in jobs(ws) if j.get("fine_tuned_model") == model), None)
-    return TrainingRecord.from_dict(job.get("trained_on")) if job else None
 
 
 def captures(ws: Workspace) -> list[Capture]:
@@ -82,20 +75,24 @@ def capture(ws: Workspace, model: str, chat: Any = None, questions: list[QAPair]
     answer as it comes. Questions already captured are skipped."""
     from .finetune import FineTuneSettings
 
-    if chat is None:
+    from .finetune import HOSTED_NAMES, jobs
+
+    job = next((j for j in jobs(ws) if j.get("fine_tuned_model") == model), None)
+    if chat is None:   # through the service that trained it (OpenAI unless a job of this workspace says otherwise)
         from .providers import get_fine_tuner
 
-        chat = get_fine_tuner(name="openai").chat_model(model)
+        provider = job["provider"] if job and job["provider"] in HOSTED_NAMES else "openai"
+        chat = get_fine_tuner(name=provider).chat_model(model)
     pairs = questions if questions is not None else corpus.qa_pairs(ws)
     if not pairs:
         raise WorkbenchError(f"workspace '{ws.name}' has no questions to capture answers to")
     cid = capture_id(model)
-    record = _record_for(ws, model)
+    record = TrainingRecord.from_dict(job.get("trained_on")) if job else None
     with ws.db() as db:
         db.execute("INSERT INTO captures (id, model, created_at, questions, trained_on) VALUES (?, ?, ?, ?, ?) "
                    "ON CONFLICT(id) DO UPDATE SET questions = excluded.questions",
                    (cid, model, time.time(), len(pairs), json.dumps(record.to_dict() if record else None)))
-    done = set(answers(ws, cid))
+    done = set(answers(ws, cid)) & {p.id for p in pairs}   # answers to questions since removed do not count
     system = FineTuneSettings.load(ws).system_prompt
     prompts = rag.load_prompts()
     todo = [p for p in pairs if p.id not in done]

@@ -490,9 +490,9 @@ def fine_tuned_price_gap(model: ModelPrice, option: str = "fine_tuning") -> list
 
 def lasting(model: ModelPrice, s: Scenario) -> bool:
     """Whether fine-tuning this model stays possible, and its tuned model served, over the scenario's horizon."""
-    if fine_tuning_lifecycle(model, s.start(), s.months, s.fine_tuning.retrains_per_year):
-        return False
-    return not any(day and _months_between(s.start(), day) <= s.months for day in (model.deprecation, model.shutdown))
+    ftp = model.fine_tuning
+    days = (ftp.new_jobs_end, ftp.shutdown, model.deprecation, model.shutdown) if ftp else ()
+    return ftp is not None and not any(day and _months_between(s.start(), day) <= s.months for day in days)
 
 
 @dataclass

@@ -749,13 +749,11 @@ def _by_origin(rows: list[dict[str, Any]], synthetic: set[str], resamples: int) 
     out = {}
     for origin, keep in (("synthetic", True), ("hand-written", False)):
         chosen = [r for r in rows if (r["question_id"] in synthetic) == keep and r["error"] is None]
-        scores = [r["score"] for r in chosen]
-        f1 = [r["f1"] for r in chosen if r["gold"]]
-        low, high = metrics.bootstrap_ci(scores, resamples)
-        f1_low, f1_high = metrics.bootstrap_ci(f1, resamples)
-        out[origin] = {"n": len(chosen), "score": float(np.mean(scores)) if scores else None,
-                       "score_ci_low": low, "score_ci_high": high, "f1_n": len(f1),
-                       "f1": float(np.mean(f1)) if f1 else None, "f1_ci_low": f1_low, "f1_ci_high": f1_high}
+        score = _with_ci([r["score"] for r in chosen], resamples)
+        f1 = _with_ci([r["f1"] for r in chosen if r["gold"]], resamples)
+        out[origin] = {"n": len(chosen), "score": score["value"], "score_ci_low": score["ci_low"],
+                       "score_ci_high": score["ci_high"], "f1_n": f1["n"], "f1": f1["value"],
+                       "f1_ci_low": f1["ci_low"], "f1_ci_high": f1["ci_high"]}
     return out
 
 

@@ -76,11 +76,6 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
 
 
 
-def _real(x: Any) -> Any:
-    """None for a missing interval bound (NaN: too few questions for one)."""
-    return None if x is None or x != x else x
-
-
 def _num(x: Any, fmt: str = ".3f") -> str:
     return "n/a" if x is None else format(x, fmt)
 
@@ -153,7 +148,7 @@ def to_markdown(d: ReportData) -> str:
                     "| --- | --- | --- | --- | --- | --- | --- |"]
             for arm, by in c["by_origin"].items():
                 out += [f"| {c[arm]['label']} | {origin} | {v['n']} | {_num(v['score'], '.2f')} | "
-                        f"{_num(_real(v['score_ci_low']), '.2f')}-{_num(_real(v['score_ci_high']), '.2f')} | "
+                        f"{_num(v['score_ci_low'], '.2f')}-{_num(v['score_ci_high'], '.2f')} | "
                         f"{_num(v['f1'], '.2f')} | {v['f1_n']} |" for origin, v in by.items()]
     else:
         out.append("No comparison has been run.")

@@ -146,6 +146,7 @@ class FireworksFineTuner:
         path = f"{self.account}/supervisedFineTuningJobs/{job_id}"
         if self.api.request("POST", f"{path}:cancel", "cancelling the job", idempotent=True, allow=(404,)) is None:
             self.api.request("DELETE", path, "cancelling the job")
+            return JobStatus(job_id, "cancelled")   # a deleted job may no longer be readable
         return self.status(job_id)
 
     def chat_model(self, fine_tuned_model: str) -> Any:

@@ -493,10 +493,9 @@ class OpenAIFineTuner(_Backend):
 
     def check(self, examples: list[dict[str, Any]], model: str) -> Any:
         """OpenAI's chat fine-tuning format checks, with the model's per-example token limit."""
-        from ..pricing import load_pricing
-        from ..training_data import check
+        from .rest import check_examples
 
-        return check(examples, model, load_pricing().example_token_limit(model))
+        return check_examples(examples, model)
 
     def chat_model(self, fine_tuned_model: str) -> OpenAIChat:
         return OpenAIChat(self.settings, fine_tuned_model)

@@ -105,7 +105,9 @@ class RestClient:
             except httpx2.TimeoutException:
                 if last or not idempotent:
                     raise self._error(f"{self.service} did not answer in time ({self.settings.timeout_s:g} s) "
-                                      f"while {what}{gave_up if idempotent else ''}") from None
+                                      f"while {what}{gave_up if idempotent else ''}"
+                                      + ("" if idempotent else f"; it may have done it all the same: check "
+                                                               f"{self.service}'s console before trying again")) from None
                 time.sleep(_retry_after(None, attempt))
                 continue
             except httpx2.TransportError as exc:
