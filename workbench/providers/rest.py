@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import time
+import weakref
 from typing import Annotated, Any
 
 import httpx2
@@ -73,6 +74,7 @@ class RestClient:
             self._http = httpx2.Client(timeout=httpx2.Timeout(self.settings.timeout_s),
                                        transport=DeadlineTransport(self.settings.timeout_s,
                                                                    proxy=_proxy_for(self.base_url)))
+            weakref.finalize(self, self._http.close)   # its connections close with the client, as make_client's do
         return self._http
 
     def close(self) -> None:
