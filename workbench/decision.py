@@ -338,6 +338,18 @@ def recommend(cfg: DecisionConfig, answers: Mapping[str, Any], flip_limit: int =
     )
 
 
+def flip_sentence(cfg: DecisionConfig, flip: Flip) -> str:
+    """A flip as one short sentence in answer labels, with its margin said in words."""
+    parts = []
+    for c in flip.changes:
+        q = cfg.question(c.question)
+        now = f"now “{q.answer(c.from_answer).label}”" if c.from_answer else "now unanswered"
+        parts.append(f"“{q.text}” were “{q.answer(c.to_answer).label}” ({now})")
+    points = f"{flip.margin:g} point{'' if flip.margin == 1 else 's'}"
+    return (f"If {' and '.join(parts)}, {cfg.option_label(flip.recommendation)} would win, "
+            f"{points} ahead of the next option.")
+
+
 def questions_table(cfg: DecisionConfig) -> list[dict[str, Any]]:
     """One row per question and answer id, for listings and the CLI's --list-questions."""
     return [
