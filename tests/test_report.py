@@ -47,6 +47,45 @@ def test_markdown_memo_has_every_section(worked):
     assert SCRIPT not in md                                      # user text is escaped in Markdown too
 
 
+def test_memo_leads_with_one_verdict_in_words(worked):
+    ws, _ = worked
+    d = report.build(ws)
+    md = report.to_markdown(d)
+    assert md.index("## Verdict: RAG") < md.index("## The question")
+    assert "| Fit | RAG | Decide recommends RAG (clear, 10.5 points ahead of" in md
+    assert "| Cost and latency | RAG | Over 12 months at 100,000 queries a month, RAG costs" in md
+    assert "| Measured quality | RAG (indicative only) | On 12 test questions no model was trained or tuned on" in md
+    assert "Where they agree:" in md and "What would change the verdict:" in md
+    # the stand-ins are named, and their latencies are not set against the hosted estimate
+    assert "Extractive answerer (offline stand-in, not an LLM)" in md.split("## The question")[0]
+    assert not any("differs from the estimate" in r for r in d.risks)
+    assert "Latencies measured in Compare are not set against the estimate" in md
+    # answers in the questionnaire's order, labels not ids; break-even as a sentence
+    cfg = decision.load_decision_config()
+    asked = [q.text for q in cfg.questions if q.id in decision.saved_answers(ws)]
+    assert [a["question"] for a in d.answers] == asked
+    assert "knowledge_freshness" not in md.split("Where the figures came from")[0]
+    assert "would cost less than RAG over 12 months above" in md and "month None" not in md
+    page = report.to_html(d)
+    assert page.index("Verdict: RAG") < page.index("<h2>The question</h2>") and "Points to <b>RAG</b>" in page
+
+
+def test_report_page_shows_the_verdict(worked, app_test, monkeypatch):
+    _, home = worked
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    at = app_test("memo").run()
+    at.switch_page("pages/report.py").run()
+    assert not at.exception
+    assert [s.value for s in at.subheader][:1] == ["RAG"]
+    shown = " ".join(m.value for m in at.markdown)
+    for part in ("**Fit** · points to **RAG**", "**Cost and latency** · points to **RAG**",
+                 "**Measured quality** · points to **RAG (indicative only)**", "What would change the verdict"):
+        assert part in shown, part
+    assert any("offline stand-ins" in i.value for i in at.info)
+    at.run()                                                     # a rerun reads the cached memo
+    assert not at.exception and [s.value for s in at.subheader][:1] == ["RAG"]
+
+
 def test_html_memo_is_self_contained_and_escapes_user_text(worked):
     ws, _ = worked
     page = report.to_html(report.build(ws))
