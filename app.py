@@ -1,6 +1,7 @@
 """Workbench app: the steps as pages, with the workspace and active providers in the sidebar.
 
-Run: streamlit run app.py [-- --workspace NAME]
+Run: streamlit run app.py [-- --workspace NAME]. A new session opens the workspace named in the link
+(?workspace=NAME), else the one given to the server, else the last used one, else the sample.
 """
 from __future__ import annotations
 
@@ -16,15 +17,19 @@ from workbench.safe_text import escape_markdown
 st.set_page_config(page_title="Workbench: fine-tune, RAG or hybrid", page_icon="🧭", layout="wide")
 
 
-def _start_workspace() -> str:
+def _server_workspace() -> str | None:
+    """The workspace given to the server (`streamlit run app.py -- --workspace NAME`), if any."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--workspace", default=workspace.DEFAULT_WORKSPACE)
+    parser.add_argument("--workspace")
     args, _ = parser.parse_known_args(sys.argv[1:])
     return args.workspace
 
 
 if "workspace_select" not in st.session_state:
-    st.session_state.workspace_select = _start_workspace()
+    st.session_state.workspace_select, passed_over = workspace.start_workspace(
+        st.query_params.get("workspace"), _server_workspace())
+    if passed_over:
+        st.session_state.workspace_notice = passed_over
 
 
 def _create_workspace() -> None:
@@ -52,6 +57,8 @@ def _delete_workspace() -> None:
 
 with st.sidebar:
     st.markdown("### Workspace")
+    if "workspace_notice" in st.session_state:
+        st.warning(escape_markdown(st.session_state.pop("workspace_notice")))  # quotes the name in the link
     try:
         ws = workspace.open_workspace(st.session_state.workspace_select, create=True)
     except WorkbenchError as exc:
@@ -71,6 +78,10 @@ with st.sidebar:
         if "workspace_error" in st.session_state:
             st.error(escape_markdown(st.session_state.pop("workspace_error")))  # quotes the name typed
     st.caption(f"Stored in {escape_markdown(ws.path)}")
+    former = workspace.former_home()
+    if former:
+        st.caption(f"Workspaces made by earlier versions are in {escape_markdown(former)}: start the app with "
+                   f"{workspace.HOME_ENV} set to that folder to open them.")
 
     st.markdown("### Providers")
     try:
@@ -92,6 +103,12 @@ with st.sidebar:
                        + "; ".join(f"{role}: {escape_markdown(m)} is offered" for role, m in found.checked.items()))
     for plugin, why in providers.REGISTRY.broken.items():
         st.warning(f"Provider plugin {escape_markdown(plugin)} failed to load: {escape_markdown(why)}")
+
+if st.session_state.get("workspace_remembered") != ws.name:  # once per switch: the next session starts here
+    workspace.remember_last_used(ws.name)
+    st.session_state.workspace_remembered = ws.name
+if st.query_params.get("workspace") != ws.name:                # the address bar names it, so a link opens it
+    st.query_params["workspace"] = ws.name
 
 st.session_state.ws = ws
 pages = [

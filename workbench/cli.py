@@ -37,16 +37,16 @@ def main() -> None:
 @main.command()
 @click.option("--port", default=8501, show_default=True, help="Port to serve on.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--workspace", "ws_name", default=workspace.DEFAULT_WORKSPACE, show_default=True,
-              help="Workspace to open first.")
-def app(port: int, address: str, ws_name: str) -> None:
+@click.option("--workspace", "ws_name", help="Workspace every new session opens (created if missing; default: "
+                                             "the one named in the link, else the last used, else the sample).")
+def app(port: int, address: str, ws_name: str | None) -> None:
     """Start the app in headless mode on localhost."""
     script = Path(__file__).resolve().parent.parent / "app.py"
     if not script.is_file():
         raise WorkbenchError(f"app.py not found next to the package ({script}); run from a source checkout")
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
            "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--", "--workspace", ws_name]
+           *(["--", "--workspace", ws_name] if ws_name else [])]
     raise SystemExit(subprocess.call(cmd))
 
 
@@ -54,7 +54,13 @@ def app(port: int, address: str, ws_name: str) -> None:
 
 @main.group("workspace")
 def workspace_group() -> None:
-    """List, create and delete workspaces (under $WORKBENCH_HOME, default ./workspaces)."""
+    """List, create and delete workspaces (in $WORKBENCH_HOME, default the per-user data folder: see `home`)."""
+
+
+@workspace_group.command("home")
+def workspace_home() -> None:
+    """Print the folder holding the workspaces (the app and every command use the same one)."""
+    click.echo(workspace.home_dir())
 
 
 @workspace_group.command("list")
@@ -88,7 +94,7 @@ def workspace_delete(name: str, yes: bool) -> None:
 @click.option("--list-questions", is_flag=True, help="List question ids and their answer ids.")
 @click.option("--preset", help="Start from a preset's answers (answers in the file override them).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Another decision.yaml.")
-@click.option("--workspace", "ws_name", help="Also save the answers and result in this workspace.")
+@click.option("--workspace", "ws_name", help="Also save the answers and result in this workspace (made if missing).")
 def decide(answers_file: str | None, as_json: bool, list_questions: bool, preset: str | None,
            config_file: str | None, ws_name: str | None) -> None:
     """Recommend fine-tuning, RAG or a hybrid from an answers file (question id: answer id)."""
@@ -110,7 +116,7 @@ def decide(answers_file: str | None, as_json: bool, list_questions: bool, preset
         answers.update(decision.load_answers(cfg, answers_file))
     result = decision.recommend(cfg, answers)
     if ws_name:
-        decision.save_decision(workspace.open_workspace(ws_name, create=True), answers, result)
+        decision.save_decision(_open(ws_name, create=True), answers, result)
     if as_json:
         _echo_json(result.to_dict())
         return
@@ -134,7 +140,7 @@ def decide(answers_file: str | None, as_json: bool, list_questions: bool, preset
 
 def _workspace_option(f):
     return click.option("--workspace", "ws_name", default=workspace.DEFAULT_WORKSPACE, show_default=True,
-                        help="Workspace to use (created if missing).")(f)
+                        help="Workspace to use (it must exist: `workbench workspace list`).")(f)
 
 
 def _read(path: Path | str) -> bytes:
@@ -145,21 +151,48 @@ def _read(path: Path | str) -> bytes:
     return data
 
 
-def _open(ws_name: str) -> workspace.Workspace:
+def _open(ws_name: str, create: bool = False) -> workspace.Workspace:
+    """The named workspace. A missing one is an error saying how to make it, unless the command adds to it
+    (create=True): then it is made, and said so. Only `workbench sample` and the app make the sample."""
+    if workspace.workspace_exists(ws_name):
+        return workspace.open_workspace(ws_name)
     if ws_name == workspace.DEFAULT_WORKSPACE:
-        from .sample import open_sample
-        return open_sample()
-    return workspace.open_workspace(ws_name, create=True)
+        raise WorkbenchError(f"{workspace.missing_message(ws_name)}. The sample workspace is made from the bundled "
+                             "documents by `workbench sample` or by opening the app (`workbench app`); or name "
+                             "another workspace with --workspace NAME", field="workspace")
+    if not create:
+        raise WorkbenchError(f"{workspace.missing_message(ws_name)}. Make it with `workbench workspace create "
+                             f"{ws_name}` or add documents with `workbench ingest PATH --workspace {ws_name}`, or "
+                             f"set {workspace.HOME_ENV} to the folder that holds it", field="workspace")
+    ws = workspace.create_workspace(ws_name)
+    click.echo(f"created workspace '{ws.name}' in {ws.path.parent}", err=True)
+    return ws
+
+
+@main.command("sample")
+def sample_cmd() -> None:
+    """Make the sample workspace from the bundled documents and pairs (the app does it when it opens it)."""
+    from .sample import open_sample
+
+    existed = workspace.workspace_exists(workspace.DEFAULT_WORKSPACE)
+    ws = open_sample()
+    click.echo(f"{'sample workspace already in' if existed else 'made the sample workspace in'} {ws.path}: "
+               f"{len(corpus.documents(ws))} documents, {len(corpus.qa_pairs(ws))} question/answer pairs")
+
+
+def _say_progress(done: int, total: int, what: str) -> None:
+    click.echo(f"  {what}", err=True)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@_workspace_option
+@click.option("--workspace", "ws_name", default=workspace.DEFAULT_WORKSPACE, show_default=True,
+              help="Workspace to add to (made if missing, except the sample: `workbench sample`).")
 @click.option("--qa", is_flag=True, help="The files hold question/answer pairs (.csv, .jsonl, chat .jsonl).")
 @click.option("--text-column", help="For .csv/.jsonl documents: the column holding the text.")
 def ingest(paths: tuple[Path, ...], ws_name: str, qa: bool, text_column: str | None) -> None:
     """Add documents (files or folders; a corpus.jsonl with id/title/text per line works too)."""
-    ws = _open(ws_name)
+    ws = _open(ws_name, create=True)
     files = [f for p in paths for f in corpus.load_corpus_path(p)]
     report = corpus.ingest(ws, files, kind="qa" if qa else "documents", text_column=text_column)
     for line in report.lines():
@@ -183,7 +216,7 @@ def index_cmd(ws_name: str, chunking: str | None, max_tokens: int | None, overla
     chunk_settings = ChunkSettings.model_validate({**settings.index.chunking.model_dump(), **changes})
     embedder = providers.get_embedder()
     report = index.build_index(ws, embedder, settings.index.model_copy(update={"chunking": chunk_settings}),
-                               progress=lambda done, total, what: click.echo(f"  {what}", err=True))
+                               progress=_say_progress)
     cost = "unknown (no price for the model)" if report.embed_cost_usd is None else f"${report.embed_cost_usd:.6f}"
     click.echo(f"indexed {report.documents} documents as {report.chunks} chunks with {report.embedder}: "
                f"{report.embedded} embedded, {report.reused} reused from cache, {report.seconds:.1f} s"
@@ -208,9 +241,11 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
     cfg = providers.load_providers_config()
     embedder = providers.get_embedder(cfg)
     if index.index_meta(ws) is None or index.index_is_stale(ws):
-        click.echo("no index yet; building it first" if index.index_meta(ws) is None
-                   else "the index is out of date with the documents; rebuilding it first", err=True)
-        index.build_index(ws, embedder)
+        click.echo(("no index yet; building it first" if index.index_meta(ws) is None
+                    else "the index is out of date with the documents; rebuilding it first")
+                   + f" ({len(corpus.documents(ws))} documents of workspace '{ws.name}' in {ws.path.parent})", err=True)
+        built = index.build_index(ws, embedder, progress=_say_progress)
+        click.echo(f"  indexed {built.documents} documents as {built.chunks} chunks in {built.seconds:.1f} s", err=True)
     settings = index.load_settings(ws).retrieval
     changes = {k: v for k, v in {"top_k": top_k, "mode": mode, "min_relevance": min_relevance,
                                  "doc_ids": list(doc_ids) or None}.items() if v is not None}
@@ -233,7 +268,7 @@ def ask(question: str, ws_name: str, top_k: int | None, mode: str | None, min_re
         where = f" > {c.heading_path}" if c.heading_path else ""
         click.echo(f" {mark}[{c.n}] {c.doc_id}{where}  (score {c.score:.3f}, relevance {c.relevance:.2f})")
     lat = answer.latency_ms
-    cost = f"${answer.cost_usd:.6f}" if answer.cost_usd is not None else "unknown"
+    cost = costs.format_usd(answer.cost_usd) if answer.cost_usd is not None else "unknown"
     click.echo(f"latency {lat['total']:.0f} ms (embed {lat['embed query']:.0f}, search {lat['search']:.0f}, "
                f"generate {lat['generate']:.0f}); tokens {answer.prompt_tokens} in, {answer.output_tokens} out; "
                f"cost {cost} ({answer.cost_note})")
@@ -279,8 +314,8 @@ def finetune_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def finetune_check(ws_name: str, model: str | None, file_: str | None, as_json: bool) -> None:
     """Validate the training data (the published format checks, duplicates, contradictions, sensitive data)."""
-    ws = _open(ws_name)
-    model = model or finetune.FineTuneSettings.load(ws).model
+    ws = None if file_ and not workspace.workspace_exists(ws_name) else _open(ws_name)   # a file needs none
+    model = model or (finetune.FineTuneSettings.load(ws) if ws else finetune.FineTuneSettings()).model
     if file_:
         from .training_data import check, read_jsonl
 

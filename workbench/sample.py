@@ -31,8 +31,9 @@ def ensure_sample(ws: Workspace) -> bool:
     return True
 
 
-def open_sample() -> Workspace:
-    ws = open_workspace(DEFAULT_WORKSPACE, create=True)
+def open_sample(home: Path | None = None) -> Workspace:
+    """The sample workspace, made from the bundled files if it is missing or has never had an upload."""
+    ws = open_workspace(DEFAULT_WORKSPACE, home=home, create=True)
     ensure_sample(ws)
     return ws
 

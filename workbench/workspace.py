@@ -10,27 +10,57 @@ import os
 import re
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from .errors import WorkbenchError
 
 HOME_ENV = "WORKBENCH_HOME"
 DB_NAME = "workbench.db"
 DEFAULT_WORKSPACE = "sample"
+FORMER_HOME = "workspaces"      # relative to the current folder: the home of versions before the per-user one
+LAST_USED_FILE = ".last-workspace.json"   # starts with '.', so no workspace can take its name
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")   # whole name: always fullmatch, never match
 # Names Windows keeps for devices, with or without an extension ("con.txt"); the digit 0 included, as
 # Microsoft's current list has it.
 _WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in range(10))})
 
 
+def user_data_dir(env: Mapping[str, str], platform: str, user_home: Path) -> Path:
+    """The per-user data folder of the platform, as the XDG Base Directory spec, Apple and Microsoft place it.
+
+    Written out rather than a dependency: the data folder is the only one needed.
+    """
+    if platform == "win32":
+        return Path(env.get("LOCALAPPDATA") or user_home / "AppData" / "Local")
+    if platform == "darwin":
+        return user_home / "Library" / "Application Support"
+    xdg = env.get("XDG_DATA_HOME", "")
+    return Path(xdg) if os.path.isabs(xdg) else user_home / ".local" / "share"  # the spec ignores a relative one
+
+
 def home_dir() -> Path:
-    """Folder holding all workspaces: $WORKBENCH_HOME, else ./workspaces."""
-    return Path(os.environ.get(HOME_ENV) or "workspaces").resolve()
+    """Folder holding all workspaces: $WORKBENCH_HOME, else `workbench` in the per-user data folder.
+
+    The same folder whatever the current one, so the app and the command line see the same workspaces.
+    """
+    chosen = os.environ.get(HOME_ENV)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    return (user_data_dir(os.environ, sys.platform, Path.home()) / "workbench").resolve()
+
+
+def former_home(home: Path | None = None) -> Path | None:
+    """./workspaces, where earlier versions kept workspaces, if it holds any and is not the home folder."""
+    former = Path(FORMER_HOME).resolve()
+    if former == (home or home_dir()) or not list_workspaces(former):
+        return None
+    return former
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -268,12 +298,16 @@ def _name_problem(name: object) -> str | None:
     return "it must start with a letter or digit"
 
 
+def _shown(name: object) -> str:
+    """A name as a message quotes it: printable, and at most 80 characters."""
+    shown = name if isinstance(name, str) and name.isprintable() else repr(name).strip("'\"")
+    return shown if len(shown) <= 80 else shown[:80] + "..."
+
+
 def _check_name(name: str) -> str:
     problem = _name_problem(name)
     if problem:
-        shown = name if isinstance(name, str) and name.isprintable() else repr(name).strip("'\"")
-        shown = shown if len(shown) <= 80 else shown[:80] + "..."
-        raise WorkbenchError(f"invalid workspace name '{shown}': {problem}", field="workspace")
+        raise WorkbenchError(f"invalid workspace name '{_shown(name)}': {problem}", field="workspace")
     return name
 
 
@@ -300,9 +334,25 @@ def open_workspace(name: str, home: Path | None = None, create: bool = False) ->
     if not (path / DB_NAME).exists():
         if create:
             return create_workspace(name, home)
-        known = ", ".join(list_workspaces(home)) or "none yet"
-        raise WorkbenchError(f"no workspace named '{name}' (known: {known})", field="workspace")
+        raise WorkbenchError(missing_message(name, home), field="workspace")
     return _open(path, name)
+
+
+def workspace_exists(name: str, home: Path | None = None) -> bool:
+    """Whether the home folder holds a workspace of this name; an invalid name is an error."""
+    return ((home or home_dir()) / _check_name(name) / DB_NAME).is_file()
+
+
+def missing_message(name: str, home: Path | None = None) -> str:
+    """Why a workspace cannot be opened: the home folder looked in, the workspaces it has, and where an
+    earlier version may have kept it."""
+    root = home or home_dir()
+    known = ", ".join(list_workspaces(root)) or "none yet"
+    message = f"no workspace named '{_shown(name)}' in {root} (known: {known})"
+    former = former_home(root)
+    if former and name in list_workspaces(former):
+        message += f"; {former}, where earlier versions kept workspaces, has one: set {HOME_ENV}={former} to use it"
+    return message
 
 
 def list_workspaces(home: Path | None = None) -> list[str]:
@@ -318,3 +368,42 @@ def delete_workspace(name: str, home: Path | None = None) -> None:
     if not (path / DB_NAME).is_file():
         raise WorkbenchError(f"no workspace named '{name}'", field="workspace")
     shutil.rmtree(path)
+
+
+def last_used(home: Path | None = None) -> str | None:
+    """The workspace last opened in the app from this home folder, if it still exists."""
+    root = home or home_dir()
+    try:
+        name = json.loads((root / LAST_USED_FILE).read_text(encoding="utf-8")).get("workspace")
+    except (OSError, ValueError, AttributeError):   # none yet, or not the JSON object written below
+        return None
+    if _name_problem(name) or not (root / name / DB_NAME).is_file():
+        return None
+    return name
+
+
+def remember_last_used(name: str, home: Path | None = None) -> None:
+    """Record the workspace just opened, so the next session starts there."""
+    root = home or home_dir()
+    atomic_write_text(root / LAST_USED_FILE, json.dumps({"workspace": _check_name(name)}))
+
+
+def start_workspace(linked: str | None = None, flag: str | None = None,
+                    home: Path | None = None) -> tuple[str, str | None]:
+    """The workspace a new app session opens, and why the linked one was passed over (None if it was not).
+
+    A link (?workspace=NAME) opens an existing workspace or the sample, never a new one; without a usable
+    link: the server's --workspace flag, else the last used workspace, else the sample.
+    """
+    root = home or home_dir()
+    fallback = flag or last_used(root) or DEFAULT_WORKSPACE
+    if not linked:
+        return fallback, None
+    problem = _name_problem(linked)
+    if problem:
+        why = f"the link names an invalid workspace '{_shown(linked)}': {problem}"
+    elif linked != DEFAULT_WORKSPACE and not (root / linked / DB_NAME).is_file():
+        why = f"the link names a workspace that is not here: {missing_message(linked, root)}"
+    else:
+        return linked, None
+    return fallback, f"{why}. Opened '{fallback}' instead."
