@@ -104,6 +104,12 @@ def test_report_cli(worked, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["report", "--workspace", "memo", "--format", "html", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("<!doctype html>")
+    assert result.output.startswith("Verdict: RAG\nRAG: the fit is clear.")
+    for line in ("Fit: points to RAG", "Cost and latency: points to RAG",
+                 "Measured quality: points to RAG (indicative only)", "What would change the verdict:"):
+        assert line in result.output, line
+    shown = CliRunner().invoke(main, ["report", "--workspace", "memo", "--json"])
+    assert json.loads(shown.output)["option"] == "rag"
     md = tmp_path / "memo.md"
     CliRunner().invoke(main, ["report", "--workspace", "memo", "--format", "md", "--out", str(md)])
     assert md.read_text().startswith("# Decision memo")

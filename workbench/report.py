@@ -119,6 +119,18 @@ def verdict_markdown(v: verdict.Verdict, heading: str = "##") -> list[str]:
     return out + [""]
 
 
+def verdict_text(v: verdict.Verdict) -> str:
+    """The verdict for a terminal: plain lines, the three parts first."""
+    out = [f"Verdict: {v.label}", v.why, ""]
+    for part in v.parts:
+        out += [f"{part.title}: points to {verdict.favours_label(part, v)}", f"  {part.text}"]
+    for title, lines in (("Where they agree", v.agree), ("Where they disagree", v.disagree),
+                         ("What would change the verdict", v.would_change), ("Read with care", v.caveats)):
+        if lines:
+            out += ["", f"{title}:"] + [f"  - {x}" for x in lines]
+    return "\n".join(out)
+
+
 def to_markdown(d: ReportData, with_verdict: bool = True) -> str:
     """The memo as Markdown (user text kept as text: pipes escaped, no HTML added)."""
     out = ["# Decision memo: fine-tuning, RAG or a hybrid", "",
