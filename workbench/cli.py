@@ -1,6 +1,7 @@
 """The `workbench` command: every step of the app, from a terminal."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -692,13 +693,22 @@ def _eval_questions(ws: workspace.Workspace, qa_name: str, train_name: str | Non
 @main.command("report")
 @_workspace_option
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def report_cmd(ws_name: str, fmt: str, out_path: Path) -> None:
-    """Write the decision memo (Markdown, or one self-contained HTML file with interactive charts)."""
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the whole memo here; without it only the verdict is printed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def report_cmd(ws_name: str, fmt: str, out_path: Path | None, as_json: bool) -> None:
+    """Print the verdict (fit, cost and latency, measured quality) and write the decision memo (Markdown, or one
+    self-contained HTML file with interactive charts)."""
     data = report.build(_open(ws_name))
-    text = report.to_html(data) if fmt == "html" else report.to_markdown(data)
-    workspace.atomic_write_text(out_path, text)
-    click.echo(f"wrote {out_path} ({len(text.encode()) / 1e6:.1f} MB)" if fmt == "html" else f"wrote {out_path}")
+    if as_json:
+        _echo_json(dataclasses.asdict(data.verdict))
+    else:
+        click.echo(report.verdict_text(data.verdict))
+    if out_path:
+        text = report.to_html(data) if fmt == "html" else report.to_markdown(data)
+        workspace.atomic_write_text(out_path, text)
+        click.echo(f"wrote {out_path} ({len(text.encode()) / 1e6:.1f} MB)" if fmt == "html" else f"wrote {out_path}",
+                   err=as_json)
 
 
 @main.command("notebook")
