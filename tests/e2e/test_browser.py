@@ -81,6 +81,35 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+# Every plotly chart on the page: each has a title; every tick label and axis title lies inside its chart, has
+# its whole text, and no axis title overlaps a tick label; the page itself fits the window's width.
+CHART_LABELS_JS = """() => {
+  const inside = (r, box) => r.left >= box.left - 1 && r.right <= box.right + 1 && r.top >= box.top - 1
+                             && r.bottom <= box.bottom + 1;
+  const overlap = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const clipped = [];
+  const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+  plots.forEach((plot, i) => {
+    const box = plot.querySelector('.main-svg').getBoundingClientRect();
+    const title = plot.querySelector('.gtitle');
+    if (!title || !title.textContent.trim()) clipped.push(`chart ${i}: no title`);
+    const ticks = Array.from(plot.querySelectorAll('.xtick text, .ytick text')).filter(t => t.textContent.trim());
+    const titles = Array.from(plot.querySelectorAll('.g-xtitle text, .g-ytitle text, .gtitle'));
+    [...ticks, ...titles].forEach(t => {
+      const r = t.getBoundingClientRect();
+      if (r.width && !inside(r, box)) clipped.push(`chart ${i}: '${t.textContent}' outside its chart`);
+    });
+    titles.forEach(t => ticks.forEach(k => {
+      if (overlap(t.getBoundingClientRect(), k.getBoundingClientRect()))
+        clipped.push(`chart ${i}: '${t.textContent}' over '${k.textContent}'`);
+    }));
+  });
+  if (document.documentElement.scrollWidth > window.innerWidth + 1)
+    clipped.push(`page ${document.documentElement.scrollWidth} px wide in a ${window.innerWidth} px window`);
+  return {charts: plots.length, clipped: clipped};
+}"""
+
+
 def _open(browser, url: str, path: str = ""):
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
     page.set_default_timeout(120_000)
@@ -149,16 +178,37 @@ def test_walk_every_step(server, browser):
     page.get_by_text("Sent measured latency").wait_for()
     _shot(page, "5-compare")
 
-    # Report: download the memo.
+    # Report: the verdict in three parts, then the memo in Markdown and in HTML.
     page.get_by_role("link", name="Report").click()
-    page.get_by_text("Report: the decision memo").wait_for()
+    page.get_by_text("Report: the verdict and the decision memo").wait_for()
+    verdict = page.locator(".st-key-report_verdict")
+    verdict.get_by_role("heading", name="RAG", exact=True).wait_for()
+    for part in ("Fit · points to RAG", "Cost and latency · points to", "Measured quality · points to"):
+        assert verdict.get_by_text(part, exact=False).count() == 1, part
+    assert verdict.get_by_text("What would change the verdict").count() == 1
+    verdict.get_by_text("tiny local models (SmolLM2-135M-Instruct", exact=False).wait_for()   # named in the verdict
     with page.expect_download() as download:
         page.get_by_role("button", name="Memo (Markdown)").click()
     memo = Path(download.value.path()).read_text()
-    assert memo.startswith("# Decision memo") and "**RAG**" in memo and "Measured comparison" in memo
+    assert memo.startswith("# Decision memo") and "## Verdict: RAG" in memo and "Measured comparison" in memo
     (ARTIFACTS / "decision-memo.md").write_text(memo)
     _shot(page, "6-report")
+    page.get_by_role("button", name="Prepare the HTML memo").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Memo (HTML, interactive charts)").click()
+    html = ARTIFACTS / "decision-memo.html"
+    download.value.save_as(html)
     page.close()
+    for width in (1400, 390):
+        memo_page = browser.new_page(viewport={"width": width, "height": 900})
+        memo_page.goto(html.as_uri())
+        memo_page.locator(".js-plotly-plot .main-svg").first.wait_for()
+        memo_page.wait_for_timeout(1000)
+        assert memo_page.locator(".verdict h2").inner_text() == "Verdict: RAG"
+        problems = memo_page.evaluate(CHART_LABELS_JS)
+        memo_page.screenshot(path=str(ARTIFACTS / f"6-memo-{width}px.png"), full_page=True)
+        memo_page.close()
+        assert problems["charts"] >= 5 and not problems["clipped"], problems
 
 
 def test_two_sessions_on_one_workspace(server, browser):
