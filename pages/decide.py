@@ -12,9 +12,13 @@ from workbench.config import read_yaml
 from workbench.errors import WorkbenchError
 from workbench.safe_text import escape_markdown
 
+# Widths (px) that fit the result column at 1400 px; rows over 64 px tall wrap their text (four lines here).
+DRIVER_WIDTHS = {"points": 52, "answer": 150, "question": 230}
+DRIVER_ROW_HEIGHT = 90
+FLIPS_SHOWN = 3
+
 ws = current_workspace("pages/decide.py")
 cfg = decision.load_decision_config()
-questions = {q.id: q for q in cfg.questions}
 
 
 def _key(qid: str) -> str:
@@ -65,73 +69,94 @@ with st.container(border=True):
             _set_answers(loaded)
             st.rerun()
 
-left, right = st.columns([3, 2], gap="large")
+answers = {q.id: st.session_state[_key(q.id)] for q in cfg.questions
+           if st.session_state.get(_key(q.id)) is not None}
+left, right = st.columns(2, gap="large")
 
 with left:
-    for group in cfg.groups:
+    for i, group in enumerate(cfg.groups):
         group_questions = [q for q in cfg.questions if q.group == group.id]
-        answered = sum(st.session_state.get(_key(q.id)) is not None for q in group_questions)
-        with st.expander(f"**{group.label}** · {answered}/{len(group_questions)} answered", expanded=True):
-            st.caption(group.description)
+        answered = sum(q.id in answers for q in group_questions)
+        # Until the first answer only the first group is open: the others stay one click away.
+        with st.expander(f"**{escape_markdown(group.label)}** · {answered}/{len(group_questions)} answered",
+                         expanded=bool(answers) or i == 0):
+            st.caption(escape_markdown(group.description))
             for q in group_questions:
                 labels = {a.id: a.label for a in q.answers}
                 st.radio(q.text, [a.id for a in q.answers], index=None, key=_key(q.id),
                          format_func=labels.__getitem__, horizontal=True)
-                st.caption(f"Why this matters: {q.why}")
+                st.caption(f"Why this matters: {escape_markdown(q.why)}")
 
-answers = {q.id: st.session_state[_key(q.id)] for q in cfg.questions
-           if st.session_state.get(_key(q.id)) is not None}
 result = decision.recommend(cfg, answers)
 if answers != decision.saved_answers(ws):
     decision.save_decision(ws, answers, result)
 
 with right:
+    if not answers:
+        with st.container(border=True):
+            st.caption("Recommendation")
+            st.subheader("Start here")
+            st.markdown("Pick a situation under **Start from a preset** and press **Apply preset**, or answer the "
+                        "first questions on the left. The recommendation, what drove it and what would change it "
+                        "appear as soon as one question is answered.")
+        st.stop()
+
+    runner_up = cfg.option_label(result.runner_up)
     with st.container(border=True):
         st.caption("Recommendation")
-        if not answers:
-            st.subheader("Answer a few questions to get a recommendation")
-        elif result.confidence == "tie":
-            st.subheader(f"Tie between {result.label} and {cfg.option_label(result.runner_up)}")
+        if result.confidence == "tie":
+            st.subheader(f"Tie between {result.label} and {runner_up}")
             st.write("Answer more questions to break the tie.")
         else:
             st.subheader(result.label)
             st.write(next(o.description for o in cfg.options if o.id == result.recommendation))
-        st.markdown(f"Confidence **{result.confidence}** · margin **{result.margin:g}** points · "
-                    f"answered **{len(answers)}/{len(cfg.questions)}**")
-        if answers:
-            st.caption(f"Runner-up: {cfg.option_label(result.runner_up)} · scores: "
-                       + ", ".join(f"{cfg.option_label(o)} {s:g}" for o, s in result.scores.items()))
+        st.markdown(f"Confidence **{result.confidence}** · margin **{result.margin:g}** points over "
+                    f"{escape_markdown(runner_up)} · answered **{len(answers)}/{len(cfg.questions)}**",
+                    help=f"The margin is the recommendation's points minus the runner-up's. Confidence is clear at "
+                         f"{cfg.confidence.clear:g} points or more, moderate at {cfg.confidence.moderate:g} or "
+                         f"more, narrow below, and a tie at 0.")
+        st.caption("Scores: " + ", ".join(f"{escape_markdown(cfg.option_label(o))} {s:g}"
+                                          for o, s in result.scores.items()))
 
-    if answers:
-        st.markdown("#### Points by factor group")
-        st.plotly_chart(charts.decision_by_group(cfg, result), width="stretch")
+    st.markdown("#### Points by factor group")
+    st.plotly_chart(charts.decision_by_group(cfg, result), width="stretch")
 
     st.markdown("#### What drove it")
-    st.caption(f"Points each answer gave {result.label} over {cfg.option_label(result.runner_up)}.")
+    st.caption(f"Points each answer gave {escape_markdown(result.label)} over {escape_markdown(runner_up)}: "
+               "its points for the one minus its points for the other, times the question's weight. They add up "
+               "to the margin.")
     drivers = [d for d in result.drivers if d.contribution != 0]
     if drivers:
-        st.dataframe(pd.DataFrame([{"question": d.question_text, "answer": d.answer_label,
-                                    "contribution": d.contribution} for d in drivers]),
-                     hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame([{"points": d.contribution, "answer": d.answer_label, "question": d.question_text}
+                                   for d in drivers]),
+                     hide_index=True, width="stretch", row_height=DRIVER_ROW_HEIGHT,
+                     height=DRIVER_ROW_HEIGHT * min(len(drivers), 8) + 40, column_config={
+                         "points": st.column_config.NumberColumn(
+                             width=DRIVER_WIDTHS["points"], format="%+g",
+                             help=f"Points this answer gave {result.label} over {runner_up}"),
+                         "answer": st.column_config.TextColumn(width=DRIVER_WIDTHS["answer"]),
+                         "question": st.column_config.TextColumn(width=DRIVER_WIDTHS["question"])})
     else:
         st.write("No answer separates the top two options yet.")
 
     st.markdown("#### What would flip it")
     if result.flips:
-        for f in result.flips:
-            changes = "; ".join(
-                f"**{questions[c.question].text}** "
-                f"{questions[c.question].answer(c.from_answer).label if c.from_answer else '(unanswered)'}"
-                f" → {questions[c.question].answer(c.to_answer).label}" for c in f.changes)
-            st.markdown(f"- {changes} ⇒ **{cfg.option_label(f.recommendation)}** (by {f.margin:g})")
+        size = len(result.flips[0].changes)
+        st.caption("Answers that, changed alone, would make another option win, closest first." if size == 1 else
+                   f"No single answer changes it; these {size} changed answers together would, closest first.")
+        sentences = [f"- {escape_markdown(decision.flip_sentence(cfg, f))}" for f in result.flips]
+        st.markdown("\n".join(sentences[:FLIPS_SHOWN]))
+        if len(sentences) > FLIPS_SHOWN:
+            with st.expander(f"{len(sentences) - FLIPS_SHOWN} more"):
+                st.markdown("\n".join(sentences[FLIPS_SHOWN:]))
     else:
         st.write("No change of up to three answers would change the recommendation.")
 
     if result.unanswered:
-        st.caption("Unanswered (neutral): " + ", ".join(questions[q].text for q in result.unanswered))
+        st.caption(f"{len(result.unanswered)} of {len(cfg.questions)} questions unanswered; they count as neutral.")
 
-    d1, d2 = st.columns(2)
-    d1.download_button("Download answers (YAML)", decision.answers_yaml(answers), "answers.yaml",
-                       mime="application/x-yaml", width="stretch")
-    d2.download_button("Download result (JSON)", json.dumps(result.to_dict(), indent=2), "decision.json",
-                       mime="application/json", width="stretch")
+    with st.container(horizontal=True):
+        st.download_button("Download answers (YAML)", decision.answers_yaml(answers), "answers.yaml",
+                           mime="application/x-yaml")
+        st.download_button("Download result (JSON)", json.dumps(result.to_dict(), indent=2), "decision.json",
+                           mime="application/json")

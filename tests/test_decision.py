@@ -89,6 +89,22 @@ def test_only_the_closest_flipping_answer_per_question_is_listed(tiny):
     assert {f.changes[0].to_answer for f in r.flips} == {"b"}  # closest flipping answer of q1
 
 
+def test_a_flip_reads_as_one_sentence_in_answer_labels(tiny, shipped):
+    r = decision.recommend(tiny, {"q1": "a", "q2": "y"})   # q1 a->b makes RAG win by 2 (worked above)
+    assert decision.flip_sentence(tiny, r.flips[0]) == (
+        "Answering “B” to “Q1?” (now “A”) would make RAG the recommendation, 2 points ahead of the next option.")
+    two = decision.Flip([decision.Change("q3", None, "m"), decision.Change("q2", "x", "y")], "hybrid_routing", 1)
+    assert decision.flip_sentence(tiny, two) == (
+        "Answering “M” to “Q3?” (now unanswered) and “Y” to “Q2?” (now “X”) would make ROUTE the recommendation, "
+        "1 point ahead of the next option.")
+    # Nothing answered: "Yes, clearly" to the stable-core question gives the sequential hybrid 1.5 x 3 = 4.5 points
+    # and every other option 0. The question is named without its asides in parentheses.
+    first = decision.recommend(shipped, {}).flips[0]
+    assert decision.flip_sentence(shipped, first) == (
+        "Answering “Yes, clearly” to “Is there a stable core plus peripheral facts that change fast?” (now "
+        "unanswered) would make Hybrid (fine-tune, then RAG) the recommendation, 4.5 points ahead of the next option.")
+
+
 def test_unanswered_is_neutral_and_no_answers_is_a_tie(tiny):
     r = decision.recommend(tiny, {})
     assert set(r.scores.values()) == {0}

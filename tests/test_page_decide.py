@@ -1,9 +1,11 @@
 """The Decide page, clicked through with AppTest."""
+import json
 import re
 
 import yaml
 
 from workbench import decision, workspace
+from workbench.safe_text import escape_markdown
 
 
 def _subheaders(at):
@@ -17,11 +19,35 @@ def _metrics(at):
     return {"Confidence": confidence, "Margin (points)": margin, "Answered": answered}
 
 
-def test_fresh_workspace_asks_for_answers(app_test):
+def _download_rows(at):
+    """The blocks holding the download buttons, found by walking the page's element tree."""
+    found = []
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            if getattr(child, "type", "") == "download_button":
+                found.append(node)
+            walk(child)
+    walk(at.main)
+    return found
+
+
+def test_a_fresh_workspace_says_how_to_start_and_shows_no_result_yet(app_test):
     at = app_test().run()
     assert not at.exception
-    assert "Answer a few questions to get a recommendation" in _subheaders(at)
-    assert _metrics(at)["Answered"] == "0/18"
+    assert _subheaders(at) == ["Start here"]
+    assert any("**Start from a preset**" in m.value and "answer the first questions" in m.value for m in at.markdown)
+    # No confidence, drivers, flips or downloads before an answer.
+    shown = [m.value for m in at.markdown]
+    assert not [v for v in shown if v.startswith("Confidence") or v in ("#### What drove it", "#### What would flip it")]
+    assert not at.dataframe and not at.get("download_button")
+    # The first group is open, the others are one click away, and every question is there.
+    groups = list(at.main.expander)
+    assert [g.label for g in groups] == ["**The task** · 0/3 answered", "**Knowledge** · 0/6 answered",
+                                         "**Queries and traffic** · 0/4 answered",
+                                         "**Data and constraints** · 0/3 answered", "**Budget and team** · 0/2 answered"]
+    assert [g.proto.expanded for g in groups] == [True, False, False, False, False]
+    assert len(at.main.radio) == 18
     # Sidebar: the workspace and the offline providers are shown.
     assert at.sidebar.selectbox(key="workspace_select").value == "sample"
     sidebar_text = " ".join(c.value for c in at.sidebar.caption)
@@ -37,8 +63,22 @@ def test_answering_questions_updates_the_card_and_saves(app_test):
     assert "RAG" in _subheaders(at)
     m = _metrics(at)
     assert (m["Confidence"], m["Margin (points)"], m["Answered"]) == ("clear", "7.5", "3/18")
-    drivers = at.dataframe[0].value
-    assert drivers.iloc[0]["answer"] == "None or a handful (under 10)" and drivers.iloc[0]["contribution"] == 6
+    assert all(g.proto.expanded for g in at.main.expander if g.label.endswith(" answered"))
+    # What drove it: points first, then the answer, then the question; widths that fit the result column
+    # (446 px at 1400 px) and rows over 64 px tall, so the text wraps instead of running off to the right.
+    table = at.dataframe[0]
+    drivers = table.value
+    assert list(drivers.columns) == ["points", "answer", "question"]
+    assert drivers.iloc[0]["answer"] == "None or a handful (under 10)" and drivers.iloc[0]["points"] == 6
+    config = json.loads(table.proto.columns)
+    assert sum(config[c]["width"] for c in ("points", "answer", "question")) <= 446
+    assert table.proto.row_height > 64
+    # The downloads sit in a row that wraps, each as wide as its label.
+    rows = _download_rows(at)
+    assert len(rows) == 2 and all(r.proto.flex_container.direction == r.proto.flex_container.HORIZONTAL
+                                  and r.proto.flex_container.wrap for r in rows)
+    assert [b.proto.label for b in at.get("download_button")] == ["Download answers (YAML)", "Download result (JSON)"]
+    assert any(c.value == "15 of 18 questions unanswered; they count as neutral." for c in at.caption)
     ws = workspace.open_workspace("sample")
     assert decision.saved_answers(ws) == {"knowledge_freshness": "daily", "citations": "required",
                                           "training_examples": "none"}
@@ -56,15 +96,19 @@ def test_preset_then_flip(app_test):
     at.button[0].click().run()  # Apply preset
     assert "Hybrid (routing)" in _subheaders(at)
     assert _metrics(at)["Answered"] == "18/18"
-    flips = [m.value for m in at.markdown if "⇒" in m.value]
-    assert flips, "the page lists what would flip the recommendation"
-    # Take the first flip shown and check the page follows it.
     cfg = decision.load_decision_config()
-    first = decision.recommend(cfg, cfg.preset("helpdesk_router").answers).flips[0]
-    for change in first.changes:
+    flips = decision.recommend(cfg, cfg.preset("helpdesk_router").answers).flips
+    # Each flip is one sentence, its margin said in words; three are shown, the rest one click away.
+    shown = next(m.value for m in at.markdown if m.value.startswith("- Answering "))
+    assert shown.split("\n") == [f"- {escape_markdown(decision.flip_sentence(cfg, f))}" for f in flips[:3]]
+    assert all(line.endswith("point ahead of the next option.") or line.endswith("points ahead of the next option.")
+               for line in shown.split("\n"))
+    assert any(e.label == f"{len(flips) - 3} more" for e in at.expander)
+    # Take the first flip shown and check the page follows it.
+    for change in flips[0].changes:
         at.radio(key=f"decide_q_{change.question}").set_value(change.to_answer)
     at.run()
-    assert cfg.option_label(first.recommendation) in _subheaders(at)
+    assert cfg.option_label(flips[0].recommendation) in _subheaders(at)
 
 
 def test_clear_answers(app_test):

@@ -6,6 +6,7 @@ pure data in, data out; the questions, weights and points live in configs/decisi
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
@@ -338,15 +339,23 @@ def recommend(cfg: DecisionConfig, answers: Mapping[str, Any], flip_limit: int =
     )
 
 
+_ASIDE = re.compile(r"\s*\([^()]*\)")
+
+
 def flip_sentence(cfg: DecisionConfig, flip: Flip) -> str:
-    """A flip as one short sentence in answer labels, with its margin said in words."""
+    """A flip as one short sentence in answer labels, with its margin said in words.
+
+    Questions are named without their asides in parentheses, to keep the sentence short. Plain text: the
+    page escapes it for Markdown, the memo for its table cells.
+    """
     parts = []
     for c in flip.changes:
         q = cfg.question(c.question)
         now = f"now “{q.answer(c.from_answer).label}”" if c.from_answer else "now unanswered"
-        parts.append(f"“{q.text}” were “{q.answer(c.to_answer).label}” ({now})")
+        parts.append(f"“{q.answer(c.to_answer).label}” to “{_ASIDE.sub('', q.text)}” ({now})")
+    changes = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
     points = f"{flip.margin:g} point{'' if flip.margin == 1 else 's'}"
-    return (f"If {' and '.join(parts)}, {cfg.option_label(flip.recommendation)} would win, "
+    return (f"Answering {changes} would make {cfg.option_label(flip.recommendation)} the recommendation, "
             f"{points} ahead of the next option.")
 
 
