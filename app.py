@@ -30,6 +30,8 @@ if "workspace_select" not in st.session_state:
         st.query_params.get("workspace"), _server_workspace())
     if passed_over:
         st.session_state.workspace_notice = passed_over
+else:  # set, not only chosen: a page change in the browser would otherwise put the first workspace back
+    st.session_state.workspace_select = st.session_state.workspace_select
 
 
 def _create_workspace() -> None:

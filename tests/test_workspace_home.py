@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from e2e import test_browser as e2e
 
 from workbench import sample, workspace
 from workbench.cli import main
 from workbench.safe_text import escape_markdown
 
 USER = Path("/home/ada")
+server, browser = e2e.server, e2e.browser     # the browser suite's app server and headless chromium
 
 
 @pytest.mark.parametrize("env, platform, expected", [
@@ -133,3 +135,27 @@ def test_commands_never_make_a_workspace_unasked(workbench_home, tmp_path, monke
     assert asked.stderr.startswith(f"no index yet; building it first (1 documents of workspace 'sample' in "
                                    f"{workbench_home})\n")
     assert "  indexed 1 documents as 1 chunks in " in asked.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(e2e.CHROMIUM is None, reason="chromium is not installed (scripts/install-test-deps)")
+def test_in_a_browser_sessions_open_the_last_used_or_linked_workspace_across_pages(server, browser):
+    url, home = server
+    for name in ("acme", "pilot"):
+        workspace.create_workspace(name, home=home)
+    workspace.remember_last_used("acme", home=home)                # as an earlier session leaves it
+    a = e2e._open(browser, url)
+    a.get_by_text(f"Stored in {home / 'acme'}").wait_for()
+    a.get_by_role("combobox", name="Current workspace").click()
+    a.get_by_role("option", name="pilot").click()
+    a.get_by_text(f"Stored in {home / 'pilot'}").wait_for()
+    a.get_by_role("link", name="Estimate").click()
+    a.get_by_text("Estimate: cost and latency").wait_for()
+    a.get_by_text(f"Stored in {home / 'pilot'}").wait_for(timeout=30_000)  # the page changed, not the workspace
+    a.wait_for_url(f"{url}/estimate?workspace=pilot")
+    assert workspace.last_used(home) == "pilot"
+    b = e2e._open(browser, url, "?workspace=acme")                      # a shared link
+    b.get_by_text(f"Stored in {home / 'acme'}").wait_for()
+    assert workspace.list_workspaces(home) == ["acme", "pilot"]      # no sample made on the way
+    a.close()
+    b.close()
