@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pageshell import current_workspace
-from workbench import capture, charts, corpus, finetune, pricing, providers, splits, training_data
+from workbench import capture, charts, corpus, costs, finetune, pricing, providers, splits, training_data
 from workbench.errors import WorkbenchError
 from workbench.exports import FORMATS, export
 from workbench.providers import lora_trainer
@@ -38,8 +38,8 @@ if system_prompt != settings.system_prompt or model != settings.model:
 
 split = splits.saved_split(ws)
 report = finetune.check_workspace(ws, model, book)
-side = "training side of the split" if split else "all pairs (no split yet)"
-st.caption(f"{report.examples} chat examples from the {side}; unanswerable questions are not training material.")
+side = "the training side of the split" if split else "all pairs (no split yet)"
+st.caption(f"{report.examples} chat examples from {side}; unanswerable questions are not training material.")
 severity_icon = {"error": "⛔ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
 if report.findings:
     checks = pd.DataFrame([{"severity": severity_icon[f.severity], "check": f.check, "finding": f.message,
@@ -52,7 +52,13 @@ else:
 if report.ok:
     st.success("The format checks pass: a provider would accept this file.")
 h1, h2 = st.columns([2, 3])
-h1.dataframe(pd.DataFrame(training_data.token_stats_table(report)), hide_index=True, width="stretch")
+TOKEN_COLUMNS = {  # the typical, the long and the longest example: what fits beside the histogram
+    "measure": st.column_config.TextColumn("measure", width=185),
+    "median": st.column_config.NumberColumn("median", format="%.0f", width=56),
+    "p90": st.column_config.NumberColumn("p90", format="%.0f", width=52, help="9 in 10 examples are at most this"),
+    "max": st.column_config.NumberColumn("max", format="%.0f", width=52, help="the longest example")}
+h1.dataframe(pd.DataFrame(training_data.token_stats_table(report))[list(TOKEN_COLUMNS)], hide_index=True,
+             width="stretch", column_config=TOKEN_COLUMNS)
 with h1:
     row = st.number_input("Show example (row)", 1, max(1, report.examples), 1, key="ft_show_row")
     examples_all = finetune.training_examples(ws, split, "train", settings)
@@ -64,7 +70,8 @@ with h2:
         st.plotly_chart(charts.token_histogram(report.per_example_tokens, report.token_limit), width="stretch")
     else:
         st.plotly_chart(charts.token_histogram(report.per_example_assistant_tokens, None,
-                                               "assistant tokens per example (what the model learns to write)"),
+                                               "assistant tokens per example (what the model learns to write)",
+                                               "Answers by length"),
                         width="stretch")
 
 # --- 2. split --------------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ elif provider == "local":
             history.append({"step": m.epoch, "train_loss": m.train_loss, "valid_loss": m.valid_loss})
             bar.progress(min(1.0, m.epoch / hp.epochs), text=f"epoch {m.epoch}: train loss {m.train_loss:.3f}"
                          + (f", dev loss {m.valid_loss:.3f}" if m.valid_loss is not None else ""))
-            chart.plotly_chart(charts.loss_curves(history), width="stretch", key=f"ft_live_{m.epoch}")
+            chart.plotly_chart(charts.loss_curves(history, "epoch"), width="stretch", key=f"ft_live_{m.epoch}")
 
         try:
             job = finetune.run_local(ws, hp, on_epoch=on_epoch)
@@ -185,6 +192,7 @@ elif provider == "local":
         else:
             bar.empty()
             st.success(escape_markdown(f"Trained {job['id']}: {job['events'][-1]['message']}"))
+        chart.empty()  # the job board below shows the saved curve
 elif provider in ("together", "fireworks"):
     try:
         tuner = providers.get_fine_tuner(name=provider)
@@ -263,7 +271,8 @@ def job_board() -> None:
     chosen = st.selectbox("Job", [j["id"] for j in current], key="ft_job_pick")
     job = next(j for j in current if j["id"] == chosen)
     if job["metrics"]:
-        st.plotly_chart(charts.loss_curves(job["metrics"]), width="stretch", key="ft_job_curve")
+        st.plotly_chart(charts.loss_curves(job["metrics"], "epoch" if job["provider"] in finetune.IN_PROCESS else "step"),
+                        width="stretch", key="ft_job_curve")
     if job["events"]:
         with st.expander(f"Events ({len(job['events'])})"):
             st.dataframe(pd.DataFrame([{"time": dt.datetime.fromtimestamp(e["created_at"]).strftime("%H:%M:%S"),
@@ -324,3 +333,37 @@ with st.expander("Bring your own fine-tuned model (any OpenAI-compatible chat en
             else:
                 st.success(f"Registered {escape_markdown(name)}.")
                 st.rerun()
+
+# --- 7. ask ----------------------------------------------------------------------------------------
+st.subheader("6 · Ask the trained model")
+ASK_NOTES = {"local": "an offline stand-in, not an LLM: it answers with the training answer it finds most likely",
+             "lora": "a LoRA adapter answering on this machine (on the bundled SmolLM2-135M, a tiny model: demo quality)"}
+if not models:
+    st.caption("Train a model above (the local trainer takes seconds), or register one, to ask it questions here.")
+else:
+    labels = {m.id: m.label for m in models}
+    kinds = {m.id: m.kind for m in models}
+    asked_model = st.selectbox("Model (the newest first)", list(labels), format_func=labels.get, key="ft_ask_model")
+    note = ASK_NOTES.get(kinds[asked_model], "a hosted model: each question is a request to its service, at its price")
+    st.caption(escape_markdown(f"Answers as Compare's fine-tuned arm does, without retrieval: {note}."))
+    with st.form("ft_ask"):
+        question = st.text_input("Question", key="ft_ask_question", placeholder="How do I export my timesheets?")
+        if st.form_submit_button("Ask"):
+            try:
+                with st.spinner("Asking the model..."):
+                    got = finetune.ask(ws, question, asked_model)
+            except WorkbenchError as exc:
+                st.error(escape_markdown(exc))  # may quote the provider's answer
+            else:
+                st.session_state.ft_asked = {"model": asked_model, "question": got.question, "answer": got.answer,
+                                             "abstained": got.abstained, "ms": sum(got.latency_ms.values()),
+                                             "cost": got.cost_usd}
+    asked = st.session_state.get("ft_asked")
+    if asked and asked["model"] in labels:
+        with st.container(border=True):
+            st.markdown(f"**{escape_markdown(asked['question'])}**")
+            st.markdown(escape_markdown(asked["answer"]) if asked["answer"] else "*(no answer)*")
+        price = ("cost unknown (no price for this model)" if asked["cost"] is None
+                 else "free (on this machine)" if asked["cost"] == 0 else costs.format_usd(asked["cost"]))
+        st.caption(escape_markdown(f"Answered by {labels[asked['model']]} in {asked['ms']:,.0f} ms · {price}"
+                                   + (" · it declined to answer" if asked["abstained"] else "")))

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from workbench import finetune, splits, workspace
+from workbench.safe_text import escape_markdown
 
 
 def open_page(app_test):
@@ -107,3 +108,35 @@ def test_training_a_lora_from_the_page_then_resuming_a_stopped_run(app_test):
     at.button(key="ft_resume_lora").click().run()
     assert any("resumed after epoch 1" in s.value for s in at.success)
     assert finetune.get_job(ws, job["id"])["state"] == "succeeded"
+
+
+def test_training_shows_one_loss_chart_by_epoch_and_the_trained_model_answers_on_the_page(app_test):
+    at = open_page(app_test)
+    ws = workspace.open_workspace("sample")
+    examples = finetune.check_workspace(ws).examples
+    assert any(c.value.startswith(f"{examples} chat examples from all pairs (no split yet);") for c in at.caption)
+    stats = next(d for d in at.dataframe if "measure" in d.value.columns)
+    assert list(stats.value.columns) == ["measure", "median", "p90", "max"]      # what fits beside the histogram
+    widths = [c["width"] for c in json.loads(stats.proto.columns).values() if "width" in c]
+    assert len(widths) == 4 and sum(widths) <= 350
+    at.button(key="ft_split").click().run()
+    at.number_input(key="ft_local_epochs").set_value(3)
+    at.button(key="ft_train_local").click().run()
+    assert not at.exception
+    loss = [f for f in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+            if f["layout"]["title"]["text"].startswith("Loss")]
+    assert len(loss) == 1                                   # the live chart gives way to the job board's
+    assert loss[0]["layout"]["title"]["text"] == "Loss by epoch" and loss[0]["layout"]["xaxis"]["title"]["text"] == "epoch"
+    assert loss[0]["data"][0]["x"] == [1, 2, 3] and loss[0]["data"][0]["hovertemplate"].startswith("epoch %{x}:")
+    side = splits.sides(ws, splits.saved_split(ws))
+    assert "offline stand-in, not an LLM" in " ".join(c.value for c in at.caption)
+    question = next(p for p in side.test if p.answer).question
+    at.text_input(key="ft_ask_question").set_value(question)
+    next(b for b in at.button if b.label == "Ask").click().run()
+    assert not at.exception
+    shown = [m.value for m in at.markdown]
+    answer = shown[shown.index(f"**{escape_markdown(question)}**") + 1]
+    assert answer in {escape_markdown(p.answer) for p in side.train}    # the stand-in knows only its training answers
+    assert answer == escape_markdown(finetune.ask(ws, question).answer)  # as Compare's fine-tuned arm answers
+    assert any(c.value.startswith("Answered by Local trainer (offline stand-in for a fine-tuned LLM), trained ")
+               and "free (on this machine)" in c.value for c in at.caption)

@@ -525,6 +525,24 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
         click.echo(f"  step {last['step']}: train loss {last['train_loss']}, dev loss {last['valid_loss']}")
 
 
+@finetune_group.command("ask")
+@click.argument("question")
+@_workspace_option
+@click.option("--model", "model_id", help="A trained model's id (`finetune status`; default: the newest one).")
+@click.option("--json", "as_json", is_flag=True)
+def finetune_ask(question: str, ws_name: str, model_id: str | None, as_json: bool) -> None:
+    """Ask a trained model one question, as Compare's fine-tuned arm asks it (no retrieval)."""
+    r = finetune.ask(_open(ws_name), question, model_id)
+    if as_json:
+        _echo_json({k: getattr(r, k) for k in ("question", "answer", "abstained", "provider", "latency_ms",
+                                               "prompt_tokens", "output_tokens", "cost_usd")})
+        return
+    click.echo(r.answer or "(no answer)")
+    click.echo(f"  answered by {r.provider} in {sum(r.latency_ms.values()):,.0f} ms"
+               + ("" if r.cost_usd is None else f", {costs.format_usd(r.cost_usd)}")
+               + ("; it declined to answer" if r.abstained else ""), err=True)
+
+
 # --- eval -------------------------------------------------------------------------------------------
 
 @main.command("generate-qa")

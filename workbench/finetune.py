@@ -442,3 +442,15 @@ def load_local_model(ws: Workspace, job_id: str) -> Any:
         raise WorkbenchError(f"no saved model for {job_id}")
     return LocalModel.from_bytes(path.read_bytes())
 
+
+def ask(ws: Workspace, question: str, model_id: str | None = None) -> Any:
+    """One typed question answered by a trained model (the newest unless `model_id` names one) exactly as
+    Compare's fine-tuned arm answers: no retrieval, the workspace's system message. Returns the arm's
+    QuestionResult (answer, abstained, provider, latency_ms, cost_usd, tokens)."""
+    from .evaluation import EvalSettings, build_arms
+
+    if not question.strip():
+        raise WorkbenchError("type a question to ask the trained model")
+    arms = build_arms(ws, EvalSettings(arms=["ft"], ft_model=model_id))
+    return arms.ft(QAPair(question=question.strip(), answer="", id="asked"))
+
