@@ -1,14 +1,17 @@
 """Data: upload documents and question/answer pairs, see what was read and what was not, inspect chunking."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 from pydantic import ValidationError
 import streamlit as st
 
 from pageshell import chat_model, current_workspace
-from workbench import charts, corpus, evaluation, index, parsing, synthetic
+from workbench import charts, corpus, evaluation, index, parsing, providers, synthetic
 from workbench.errors import WorkbenchError
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings, chunk_document, size_stats
+from workbench.costs import format_usd
 from workbench.exports import dataframe_csv
 from workbench.safe_text import escape_markdown
 
@@ -18,6 +21,32 @@ st.title("Data: documents and question/answer pairs")
 st.markdown("Upload the documents RAG will search and the question/answer pairs fine-tuning will learn from "
             "and Compare will test on. Files are kept exactly as uploaded; a file that cannot be read is "
             "reported and everything else is kept.")
+
+
+CHUNKS_PER_PAGE = 20
+CHUNKS_BOX_HEIGHT = 720     # px: a page of chunks scrolls inside this box, not the whole page
+
+
+def _seed_inspector(saved: ChunkSettings, force: bool = False) -> None:
+    """Start the chunk inspector on the settings the index uses (again when they or the workspace change)."""
+    keys = {"data_inspect_strategy": saved.strategy, "data_inspect_max": saved.max_tokens,
+            "data_inspect_overlap": saved.overlap_tokens}
+    marker = (ws.name, saved.model_dump_json())
+    if force or st.session_state.get("data_inspect_for") != marker or any(k not in st.session_state for k in keys):
+        st.session_state.update(keys)
+        st.session_state.data_inspect_for = marker
+
+
+def _build_index(settings: ChunkSettings) -> None:
+    """Build the index before the page runs again, so everything the page then shows reads the new index."""
+    try:
+        rag = index.load_settings(ws).index
+        report = index.build_index(ws, providers.get_embedder(), rag.model_copy(update={"chunking": settings}))
+    except WorkbenchError as exc:
+        st.session_state.data_inspect_built = (False, f"Could not build the index: {escape_markdown(exc)}")
+    else:
+        done = f"Indexed {report.documents} documents as {report.chunks} chunks with {escape_markdown(report.embedder)}."
+        st.session_state.data_inspect_built = (True, done)
 
 
 def _show_report(report: corpus.IngestReport) -> None:
@@ -37,6 +66,7 @@ with up_docs:
         st.markdown("**Documents**")
         files = st.file_uploader("Documents", accept_multiple_files=True, label_visibility="collapsed",
                                  type=[f.lstrip(".") for f in parsing.DOC_FORMATS], key="data_docs_upload")
+        st.caption("Text, Markdown, HTML, PDF, Word (.docx), CSV or JSONL, or a .zip of those; up to 50 MB a file.")
         column = st.text_input("Text column for .csv / .jsonl (default: `text`, else the longest)",
                                key="data_text_column")
         submitted = st.form_submit_button("Add documents", type="primary")
@@ -74,10 +104,20 @@ with tab_docs:
         st.info("No documents yet. Upload some above, or use `workbench ingest PATH --workspace "
                 f"{ws.name}`.")  # in a code span as it is: a workspace name has no backtick
     else:
-        table = pd.DataFrame([{"document": d["doc_id"], "title": d["title"], "format": d["fmt"],
-                               "characters": d["chars"], "tokens": d["tokens"], "language": d["lang"],
-                               "chunks": d["chunks"], "source": d["source"]} for d in docs])
-        st.dataframe(table, hide_index=True, width="stretch")
+        table = pd.DataFrame([{"document": d["doc_id"], "title": d["title"], "chunks": d["chunks"],
+                               "tokens": d["tokens"], "characters": d["chars"], "format": d["fmt"],
+                               "language": d["lang"], "source": d["source"]} for d in docs])
+        st.dataframe(table, hide_index=True, width="stretch", column_order=[
+            c for c in table.columns if c != "source" or (table["source"] != table["document"]).any()], column_config={
+            "document": st.column_config.TextColumn(width=220),
+            "title": st.column_config.TextColumn(width=230),
+            "chunks": st.column_config.NumberColumn(width=70, help="Chunks of this document in the index (0 until "
+                                                                   "the index is built; see the chunk inspector)"),
+            "tokens": st.column_config.NumberColumn(width=70, help="o200k_base tokens"),
+            "characters": st.column_config.NumberColumn(width=90),
+            "format": st.column_config.TextColumn(width=85),
+            "language": st.column_config.TextColumn(width=80),
+            "source": st.column_config.TextColumn(width=200, help="The uploaded file (a zip's entry is zip/entry)")})
         st.download_button("Documents (CSV)", dataframe_csv(table), "documents.csv", "text/csv")
         with st.expander("Remove documents"):
             doomed = st.multiselect("Documents to remove (their chunks go too; the uploaded files are kept)",
@@ -130,7 +170,8 @@ with tab_gen:
             except WorkbenchError as exc:
                 st.error(escape_markdown(exc))
                 gen_settings = None
-            if gen_settings is not None and index.index_meta(ws) is not None and not index.index_is_stale(ws):
+            index_ready = index.index_meta(ws) is not None and not index.index_is_stale(ws)
+            if gen_settings is not None and index_ready:
                 try:
                     tasks, plan_notes = synthetic.plan(synthetic.indexed_chunks(ws), gen_settings)
                 except WorkbenchError as exc:
@@ -142,13 +183,14 @@ with tab_gen:
                     p1.metric("Requests", pv.requests, help=", ".join(f"{n} {k}" for k, n in pv.counts.items()))
                     p2.metric("Tokens in / out (at most)", f"{pv.input_tokens:,} / {pv.output_tokens:,}")
                     p3.metric("Cost" if pv.cost_usd else "Time (about)",
-                              f"${pv.cost_usd:,.4f}" if pv.cost_usd else
+                              format_usd(pv.cost_usd) if pv.cost_usd else
                               (f"{pv.seconds / 60:,.1f} min" if pv.seconds else "unknown"))
                     st.caption(escape_markdown(pv.basis))
                     for note in pv.notes:
                         st.info(escape_markdown(note))
-            elif gen_settings is not None:
-                st.caption("The index is built first when you generate (RAG page settings).")
+            index_note = st.empty()   # says what the index holds once a generation has built it
+            if gen_settings is not None and not index_ready:
+                index_note.caption("The index is built first when you generate (RAG page settings).")
             if st.button("Generate pairs", type="primary", disabled=gen_settings is None, key="data_gen_run"):
                 bar = st.progress(0.0, text="Generating...")
                 st.caption("Stop with the page's Stop button: the pairs made so far are kept, and generating again "
@@ -161,6 +203,7 @@ with tab_gen:
                     st.error(escape_markdown(exc))
                 else:
                     bar.empty()
+                    index_note.caption(escape_markdown(index.status_line(ws)))
                     st.success(f"{len(result.kept)} of {result.planned} pairs kept by the checks; review them below.")
             made = synthetic.candidates(ws)
             reviewable = [c for c in made if c.status != "rejected"]
@@ -226,29 +269,58 @@ with tab_chunks:
     if not docs:
         st.info("Upload documents to see how they are cut.")
     else:
-        c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+        saved = index.load_settings(ws).index.chunking
+        _seed_inspector(saved)
+        c1, c2, c3, c4 = st.columns([5, 5, 2, 2])
         doc_id = c1.selectbox("Document", [d["doc_id"] for d in docs], key="data_inspect_doc")
         strategy = c2.selectbox("Strategy", list(STRATEGY_LABELS), format_func=STRATEGY_LABELS.get,
                                 key="data_inspect_strategy")
-        max_tokens = c3.number_input("Max tokens", 16, 8192, 200, step=20, key="data_inspect_max")
-        overlap = c4.number_input("Overlap", 0, 4096, 30, step=10, key="data_inspect_overlap")
+        max_tokens = c3.number_input("Max tokens", 16, 8192, step=20, key="data_inspect_max")
+        overlap = c4.number_input("Overlap", 0, 4096, step=10, key="data_inspect_overlap")
         try:
             settings = ChunkSettings(strategy=strategy, max_tokens=max_tokens, overlap_tokens=overlap)
         except ValidationError as exc:
             st.error(exc.errors()[0]["msg"].removeprefix("Value error, "))
         else:
+            if "data_inspect_built" in st.session_state:
+                built, message = st.session_state.pop("data_inspect_built")
+                (st.success if built else st.error)(message)
             full = {d["doc_id"]: d for d in corpus.documents(ws, with_text=True)}
             doc = full[doc_id]
             chunks = chunk_document(doc["doc_id"], doc["title"], doc["text"], settings)
+            status = index.chunks_status(ws, doc_id, chunks)
+            if status != "no index":
+                st.caption(escape_markdown(index.status_line(ws)))
+            if status == "same":
+                st.success("These are the chunks the index holds for this document.")
+            else:
+                st.info({"no index": "No index yet: these are the chunks a build with these settings would make.",
+                         "stale": "The index is out of date with the documents: these are the chunks a rebuild with "
+                                  "these settings would make.",
+                         "different": "A preview: the index holds other chunks for this document."}[status])
+                b1, b2 = st.columns(2)
+                b1.button("Build the index with these settings", on_click=_build_index, args=(settings,),
+                          key="data_inspect_build", width="stretch")
+                if settings != saved:
+                    b2.button("Back to the index's settings", on_click=_seed_inspector, args=(saved, True),
+                              key="data_inspect_reset", width="stretch")
             stats = size_stats(chunks)
-            st.caption(f"{stats['chunks']} chunks · tokens min {stats.get('min')}, median {stats.get('median')}, "
-                       f"max {stats.get('max')} · the same settings apply when you build the index on the RAG page")
+            pages = max(1, math.ceil(len(chunks) / CHUNKS_PER_PAGE))
+            st.caption(f"**{stats['chunks']} chunks** in this document · tokens min {stats.get('min')}, median "
+                       f"{stats.get('median')}, max {stats.get('max')}")
             all_sizes = [c.tokens for d in list(full.values())[:500]
                          for c in chunk_document(d["doc_id"], d["title"], d["text"], settings)]
             st.plotly_chart(charts.chunk_sizes(all_sizes, [c.tokens for c in chunks], settings.max_tokens),
                             width="stretch")
-            for c in chunks:
-                with st.container(border=True):
-                    heading = f" · {escape_markdown(c.heading_path)}" if c.heading_path else ""
-                    st.caption(f"Chunk {c.position + 1}{heading} · {c.tokens} tokens · characters {c.start}-{c.end}")
-                    st.text(c.text)
+            page = 0
+            if pages > 1:
+                def _span(p: int) -> str:
+                    return f"{p * CHUNKS_PER_PAGE + 1}-{min(len(chunks), (p + 1) * CHUNKS_PER_PAGE)} of {len(chunks)}"
+                page = st.selectbox("Chunks shown", range(pages), format_func=_span, key="data_inspect_page")
+            with st.container(height=CHUNKS_BOX_HEIGHT if len(chunks) > 3 else "content", border=False):
+                for c in chunks[page * CHUNKS_PER_PAGE:(page + 1) * CHUNKS_PER_PAGE]:
+                    with st.container(border=True):
+                        heading = f" · {escape_markdown(c.heading_path)}" if c.heading_path else ""
+                        st.caption(f"Chunk {c.position + 1}{heading} · {c.tokens} tokens · "
+                                   f"characters {c.start}-{c.end}")
+                        st.text(c.text)

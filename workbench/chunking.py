@@ -32,6 +32,12 @@ class ChunkSettings(Strict):
         return self
 
 
+def describe(settings: ChunkSettings) -> str:
+    """Chunk settings in words, for a status line: the strategy, the size limit and the overlap."""
+    return (f"{STRATEGY_LABELS[settings.strategy]}, at most {settings.max_tokens} tokens, "
+            f"overlap {settings.overlap_tokens}")
+
+
 @dataclass
 class Chunk:
     doc_id: str

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from . import corpus, providers
-from .chunking import Chunk, ChunkSettings, chunk_document
+from .chunking import Chunk, ChunkSettings, chunk_document, describe
 from .config import Strict
 from .errors import WorkbenchError
 from .text import content_words
@@ -232,6 +232,45 @@ def index_is_stale(ws: Workspace) -> bool:
         present = {r[0] for r in db.execute("SELECT doc_id FROM documents")}
     return (latest > meta["built_at"] or len(hashes) != meta["chunks"] or indexed != present
             or meta.get("chunks_sha256") != chunks_fingerprint(hashes))
+
+
+def built_chunking(ws: Workspace) -> ChunkSettings | None:
+    """The chunk settings the live index was built with (None when there is no index)."""
+    meta = index_meta(ws)
+    if meta is None:
+        return None
+    # An index from before meta.json recorded its settings was built with the saved ones.
+    saved = (meta.get("settings") or {}).get("chunking")
+    return ChunkSettings.model_validate(saved) if saved else load_settings(ws).index.chunking
+
+
+def status_line(ws: Workspace) -> str:
+    """The index as it is now, in one line: what it holds and how it was cut, or that there is none."""
+    meta = index_meta(ws)
+    if meta is None:
+        return "No index yet."
+    line = (f"Index: {meta['chunks']} chunks from {meta['documents']} documents, cut by "
+            f"{describe(built_chunking(ws))}.")
+    return line + (" The documents changed since it was built: rebuild it." if index_is_stale(ws) else "")
+
+
+ChunksStatus = Literal["no index", "stale", "same", "different"]
+
+
+def chunks_status(ws: Workspace, doc_id: str, chunks: list[Chunk]) -> ChunksStatus:
+    """Whether `chunks` (one document's) are exactly what the live index holds for that document.
+
+    Compares the chunk table itself (text and character span), not the settings: that is what retrieval
+    searches, whatever settings were asked for.
+    """
+    if index_meta(ws) is None:
+        return "no index"
+    if index_is_stale(ws):
+        return "stale"
+    with ws.db() as db:
+        held = [tuple(r) for r in db.execute("SELECT text, start, end FROM chunks WHERE doc_id = ? ORDER BY position",
+                                             (doc_id,))]
+    return "same" if held == [(c.text, c.start, c.end) for c in chunks] else "different"
 
 
 @dataclass
