@@ -63,10 +63,10 @@ def test_which_workspace_a_new_session_opens(workbench_home):
     assert workspace.start_workspace(linked="sample") == ("sample", None)      # made when opened, as always
     assert workspace.start_workspace(flag="served") == ("served", None)        # the server's --workspace
     assert workspace.start_workspace(linked="ghost") == ("pilot", (
-        f"the link names a workspace that is not here: no workspace named 'ghost' in {workbench_home} "
+        f"The link names a workspace that is not here: no workspace named 'ghost' in {workbench_home} "
         "(known: other, pilot). Opened 'pilot' instead."))
     assert workspace.start_workspace(linked="../x") == ("pilot", (
-        "the link names an invalid workspace '../x': it contains '/'; use only letters, digits, '.', '_' or '-'. "
+        "The link names an invalid workspace '../x': it contains '/'; use only letters, digits, '.', '_' or '-'. "
         "Opened 'pilot' instead."))
     assert workspace.list_workspaces() == ["other", "pilot"]                    # nothing made for a bad link
     workspace.delete_workspace("pilot")
@@ -94,7 +94,7 @@ def test_sessions_open_the_last_used_or_linked_workspace_and_the_address_follows
     ghost.run()
     assert ghost.sidebar.selectbox(key="workspace_select").value == "pilot"    # the last used: the linked session's
     assert [w.value for w in ghost.sidebar.warning] == [escape_markdown(
-        f"the link names a workspace that is not here: no workspace named 'ghost' in {workbench_home} "
+        f"The link names a workspace that is not here: no workspace named 'ghost' in {workbench_home} "
         "(known: other, pilot). Opened 'pilot' instead.")]
     assert ghost.query_params == {"workspace": "pilot"} and not (workbench_home / "ghost").exists()
     monkeypatch.setattr("sys.argv", ["app.py", "--workspace", "served"])   # streamlit run app.py -- --workspace

@@ -401,9 +401,9 @@ def start_workspace(linked: str | None = None, flag: str | None = None,
         return fallback, None
     problem = _name_problem(linked)
     if problem:
-        why = f"the link names an invalid workspace '{_shown(linked)}': {problem}"
+        why = f"The link names an invalid workspace '{_shown(linked)}': {problem}"
     elif linked != DEFAULT_WORKSPACE and not (root / linked / DB_NAME).is_file():
-        why = f"the link names a workspace that is not here: {missing_message(linked, root)}"
+        why = f"The link names a workspace that is not here: {missing_message(linked, root)}"
     else:
         return linked, None
     return fallback, f"{why}. Opened '{fallback}' instead."
