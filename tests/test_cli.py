@@ -226,6 +226,7 @@ def test_ingest_corpus_jsonl_and_qa(tmp_path):
 
 
 def test_finetune_commands(tmp_path):
+    assert run("sample").exit_code == 0            # commands other than `sample` and `ingest` make no workspace
     result = run("finetune", "check", "--workspace", "sample", "--json")
     data = json.loads(result.output)
     assert data["report"]["ok"] and data["report"]["examples"] >= 150
