@@ -69,6 +69,22 @@ def test_count_many_matches_count():
     assert tokens.count_many(texts) == [tokens.count(t) for t in texts]
 
 
+def test_count_many_counts_in_the_calling_thread(monkeypatch):
+    # tiktoken's batch call starts a thread pool, three times slower than one thread on two cores
+    import tiktoken.core
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a thread pool was started")
+
+    monkeypatch.setattr(tiktoken.core, "ThreadPoolExecutor", no_pool)
+    # "hello world" is 2 tokens in both encodings (ids in test_published_ids_with_sockets_disabled); a lone
+    # surrogate is counted as the replacement character, 1 token, as `count` does.
+    texts = (t for t in ["hello world", "", "\ud800", "hello world"])
+    assert tokens.count_many(texts, "gpt-4o-mini") == [2, 0, 1, 2]
+    assert tokens.count_many(["hello world"], "gpt-3.5-turbo") == [2]
+    assert tokens.count("\ud800") == 1
+
+
 def test_corrupt_file_is_refused(tmp_path, monkeypatch):
     bad = tmp_path / "o200k_base.tiktoken.gz"
     bad.write_bytes(gzip.compress(b"aGVsbG8= 0\n"))

@@ -688,15 +688,14 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
                                    "overlap_detail": found or None, "contaminated": bool(found.get("count")),
                                    "notes": _notes(ws, questions, settings)}}
     by_q = {q.id: q for q in questions}
+    arm_rows = {arm: [r for q in questions if (r := saved.get(arm, {}).get(q.id)) is not None]
+                for arm in settings.arms}
+    vector = _text_vectors(embedder, [t for rows in arm_rows.values() for r in rows
+                                      if r.gold and not r.abstained and r.error is None for t in (r.answer, r.gold)])
     for arm in settings.arms:
-        rows = [saved.get(arm, {}).get(q.id) for q in questions]
-        rows = [r for r in rows if r is not None]
+        rows = arm_rows[arm]
         answered = [r for r in rows if r.gold and not r.abstained and r.error is None]
-        similarity = {}
-        if answered:
-            vectors = np.asarray(embedder.embed([r.answer for r in answered] + [r.gold for r in answered]))
-            n = len(answered)
-            similarity = {r.question_id: float(vectors[i] @ vectors[n + i]) for i, r in enumerate(answered)}
+        similarity = {r.question_id: float(vector[r.answer] @ vector[r.gold]) for r in answered}
         similarity.update({r.question_id: 0.0 for r in rows if r.gold and r.abstained})
         figures = arm_metrics(rows, similarity, settings.bootstrap_resamples)
         extras = {k: figures.pop(k) for k in ("latency_ms_p50_by_stage", "latency_ms_p95_by_stage", "questions",
@@ -741,6 +740,15 @@ def summarize(ws: Workspace, run_id: str, embedder: Any | None = None) -> dict[s
         out["by_origin"] = {arm: _by_origin(out[arm]["per_question"], synthetic, settings.bootstrap_resamples)
                             for arm in arms}
     return out
+
+
+def _text_vectors(embedder: Any, texts: list[str]) -> dict[str, np.ndarray]:
+    """Each distinct text embedded once: the arms share their gold answers, and the router repeats the answers
+    of the arm it picked."""
+    distinct = list(dict.fromkeys(texts))
+    if not distinct:
+        return {}
+    return dict(zip(distinct, np.asarray(embedder.embed(distinct))))
 
 
 def _by_origin(rows: list[dict[str, Any]], synthetic: set[str], resamples: int) -> dict[str, dict[str, Any]]:

@@ -107,8 +107,13 @@ def count(text: str, model: str = "gpt-4o-mini") -> int:
 
 
 def count_many(texts: Iterable[str], model: str = "gpt-4o-mini") -> list[int]:
+    """Tokens of each text, as `count` gives them.
+
+    One thread on purpose: tiktoken's batch call hands each text to a thread pool, which on two cores runs
+    at a third of the speed of encoding the texts in turn.
+    """
     enc = get_encoding(encoding_for_model(model).encoding)
-    return [len(ids) for ids in enc.encode_ordinary_batch(list(texts))]
+    return list(map(len, map(enc.encode_ordinary, texts)))
 
 
 def count_messages(messages: Iterable[Mapping[str, Any]], model: str = "gpt-4o-mini") -> int:
