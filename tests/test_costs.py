@@ -376,17 +376,65 @@ def test_scenario_validation_names_field_and_line(tmp_path):
 
 def test_prefill_from_decide_and_measured_data():
     base = make()
-    s, notes = scenario.prefill(base, {"query_volume": "high", "knowledge_freshness": "daily",
-                                       "citations": "required"},
-                                scenario.DataStats(corpus_tokens=123_456, training_examples=87,
-                                                   tokens_per_example=321.5))
+    p = scenario.explain_prefill(base, {"query_volume": "high", "knowledge_freshness": "daily",
+                                        "citations": "required"},
+                                 scenario.DataStats(corpus_tokens=123_456, training_examples=87,
+                                                    tokens_per_example=321.5, output_tokens=120))
+    s = p.scenario
     assert s.queries_per_month == 2_000_000
     assert s.fine_tuning.retrains_per_year == 52 and s.rag.monthly_churn == 0.5
     assert s.rag.corpus_tokens == 123_456
-    assert (s.fine_tuning.training_examples, s.fine_tuning.tokens_per_example) == (87, 321.5)
-    assert any("query_volume = high" in n and "queries_per_month = 2,000,000" in n for n in notes)
-    assert any(n.startswith("measured on the workspace data") for n in notes)
+    assert (s.fine_tuning.training_examples, s.fine_tuning.tokens_per_example, s.output_tokens) == (87, 321.5, 120)
+    assert "Queries per month: 2,000,000 (from your Decide answers: query_volume = high)" in p.notes
+    assert "Training examples: 87 (measured from the workspace's 87 answered pairs)" in p.notes
+    assert p.sources["fine_tuning.tokens_per_example"] == "measured on the workspace's 87 answered pairs"
+    assert p.sources["prompt_tokens"] == "default"
     assert s.rag.top_k == base.rag.top_k  # untouched values stay
+    assert scenario.prefill(base, {"query_volume": "high"})[1] == scenario.explain_prefill(
+        base, {"query_volume": "high"}).notes   # the memo's notes are the page's
+
+
+def test_prefill_keeps_figures_that_cannot_stand_for_production():
+    # The sample's shape: 245 terse pairs (8-token answers, 44.8-token examples) over a 14,253-token corpus.
+    p = scenario.explain_prefill(make(), {}, scenario.DataStats(corpus_tokens=14_253, training_examples=245,
+                                                                tokens_per_example=44.8, output_tokens=8))
+    s = p.scenario
+    assert (s.fine_tuning.training_examples, s.fine_tuning.tokens_per_example, s.output_tokens) == (245, 400, 150)
+    assert p.sources["output_tokens"] == ("default: not the measured 8; reference answers under 40 tokens are "
+                                          "terser than what a model writes")
+    assert p.sources["fine_tuning.tokens_per_example"].startswith("default: not the measured 44.8; examples under 100")
+    # A 14,253-token corpus (28 chunks) lives in the app's process: the RAG bill has no machine in it.
+    assert (s.rag.vector_store, s.rag.in_process_index) == ("faiss-local", True)
+    rag = costs.estimate(s).options["rag"]
+    assert rag.monthly_by_component["vector store"] == 0
+    # Inference 100k x (200 + 4 x 512) x $0.15 + 150 x $0.60 per 1M = $42.72, query embedding $0.10,
+    # re-embedding 10 % of 14,253 tokens at $0.02/1M.
+    assert rag.monthly_cost_usd == pytest.approx(42.72 + 0.10 + 0.1 * 14_253 * 0.02 / 1e6)
+    # Twelve pairs are too few to plan on: the default count stays, and says why.
+    few = scenario.explain_prefill(make(), {}, scenario.DataStats(training_examples=12, tokens_per_example=500))
+    assert few.scenario.fine_tuning.training_examples == 500
+    assert few.sources["fine_tuning.training_examples"] == ("default: not the measured 12; fewer answered pairs "
+                                                            "than the 20 a plan can rest on")
+
+
+def test_prefill_without_pairs_says_fine_tuning_is_costed_at_the_default():
+    p = scenario.explain_prefill(make(), {"query_volume": "low"}, None)
+    assert p.scenario.fine_tuning.training_examples == 500
+    assert p.notes[-1] == ("Fine-tuning is costed at 500 training examples (default): the workspace has no "
+                           "question/answer pairs yet.")
+    assert p.sources["fine_tuning.training_examples"] == "default; the workspace has no question/answer pairs yet"
+    decided = scenario.explain_prefill(make(), {"training_examples": "thousands"}, None)
+    assert decided.notes == ["Fine-tuning is costed at 3,000 training examples (from your Decide answers: "
+                             "training_examples = thousands): the workspace has no question/answer pairs yet."]
+
+
+@pytest.mark.parametrize("amount, shown", [
+    (7008.333, "$7,008.33"), (0.10, "$0.10"), (0.35, "$0.35"), (0, "$0.00"), (None, "n/a"),
+    # two significant figures below ten cents: a per-query cost of 2.4 hundredths of a cent, not $0.000000
+    (0.00024, "$0.00024"), (0.0667, "$0.067"), (0.002434, "$0.0024"), (1.2e-6, "$0.0000012"),
+    (0.0996, "$0.10"), (0.000996, "$0.0010"), (-0.0024, "-$0.0024"), (-5, "-$5.00"), (1e-13, "$0.00")])
+def test_format_usd_shows_significant_figures(amount, shown):
+    assert costs.format_usd(amount) == shown
 
 
 def test_named_scenarios_in_a_workspace():

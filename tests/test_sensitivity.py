@@ -76,3 +76,12 @@ def test_bad_sweep_inputs(params):
         sensitivity.sweep(params, "queries", [1], "queries", [1])
     with pytest.raises(WorkbenchError, match="unknown option 'svm'"):
         sensitivity.tornado(params, "svm")
+
+
+def test_an_index_in_the_app_process_has_no_machine_to_vary():
+    own = costs.resolve(scenario.scenario_from_dict({"start_date": "2026-11-29", "rag": {"in_process_index": True}}))
+    assert own["vs_machine_hr"] == 0
+    t = sensitivity.tornado(own, "rag", None)
+    assert "vs_machine_hr" not in [b.input for b in t.bars]
+    # The RAG bill without the $36.50 FAISS machine: $42.72 inference + $0.10 query embedding + $0.004 re-embedding.
+    assert t.base_result == pytest.approx(42.72 + 0.10 + 0.004)

@@ -778,17 +778,24 @@ def tokens_cmd(files: tuple[str, ...], text: str | None, model: str, chat: bool)
 
 
 @main.command()
-@click.argument("scenario_file", type=click.Path(dir_okay=False))
+@click.argument("scenario_file", type=click.Path(dir_okay=False), required=False)
+@click.option("--preset", type=click.Choice(scenario.preset_names()),
+              help="Start from a shipped example scenario (configs/scenarios/); a SCENARIO_FILE given too overrides "
+                   "its keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 @click.option("--workspace", "ws_name", help="Use this workspace's custom prices and save the scenario there.")
 @click.option("--tornado", "tornado_pair", metavar="A,B", help="Also print the inputs that move A minus B most.")
 @click.option("--measured-speeds", is_flag=True,
               help="Use the model speeds measured in the workspace's last Compare run (a local model on this machine) "
                    "and the training speed of its last LoRA run.")
-def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pair: str | None,
-             measured_speeds: bool) -> None:
-    """Cost and latency of fine-tuning, RAG and the hybrids for a scenario (YAML)."""
-    s = scenario.load_scenario(scenario_file)
+def estimate(scenario_file: str | None, preset: str | None, as_json: bool, ws_name: str | None,
+             tornado_pair: str | None, measured_speeds: bool) -> None:
+    """Cost and latency of fine-tuning, RAG and the hybrids for a scenario (YAML) or a shipped preset."""
+    if not scenario_file and not preset:
+        raise click.UsageError(f"give a scenario file or --preset NAME ({', '.join(scenario.preset_names())})")
+    s = scenario.load_preset(preset) if preset else None
+    if scenario_file:
+        s = scenario.load_scenario(scenario_file, base=s)
     book = pricing.load_pricing()
     speed_notes: list[str] = []
     if measured_speeds and not ws_name:
@@ -811,7 +818,7 @@ def estimate(scenario_file: str, as_json: bool, ws_name: str | None, tornado_pai
     try:
         est = costs.estimate(s, book)
     except WorkbenchError as exc:
-        exc.file = exc.file or scenario_file
+        exc.file = exc.file or scenario_file or f"preset {preset}"
         raise
     data = est.to_dict()
     if speed_notes:

@@ -95,7 +95,8 @@ def resolve(s: Scenario, book: PriceBook | None = None, cfg: EstimateConfig | No
         "rag_growth": s.rag.monthly_growth, "rag_meta_bytes": s.rag.metadata_bytes_per_chunk,
         "rag_prep_hours": s.rag.prep_hours, "emb_price": emb.price, "emb_dims": emb.dimensions,
         **_model_params("ragm", rag_price, fine_tuned=False),
-        "vs_licence_month": vs.licence_usd_per_month, "vs_machine_hr": vs.machine_usd_per_hour,
+        "vs_licence_month": vs.licence_usd_per_month,
+        "vs_machine_hr": 0.0 if s.rag.in_process_index else vs.machine_usd_per_hour,   # the app's machine holds it
         "vs_gb_month": vs.storage_usd_per_gb_month, "vs_gb_day": vs.storage_usd_per_gb_day,
         "vs_free_gb": vs.free_gb, "vs_read_m": vs.read_usd_per_million, "vs_write_m": vs.write_usd_per_million,
         "vs_per_1k_queries": vs.usd_per_1k_queries, "vs_min_month": vs.minimum_usd_per_month,
@@ -367,12 +368,19 @@ class Estimate:
 
 
 def format_usd(x: float | None) -> str:
-    """Dollars for people: cents above a dollar, more digits for the small per-query figures."""
+    """Dollars for people: cents from ten cents up ($7,008.33, $0.10), two significant figures below
+    ($0.067, $0.00024), so a small per-query or training cost never reads as $0.000000."""
     if x is None:
         return "n/a"
-    if abs(x) >= 1 or x == 0:
-        return f"${x:,.2f}"
-    return f"${x:.4f}" if abs(x) >= 0.01 else f"${x:.6f}"
+    sign, amount = ("-" if x < 0 else ""), abs(x)
+    if amount < 1e-10:   # below a ten-billionth of a dollar (a token costs far more): rounding noise
+        return "$0.00"
+    decimals = 1 - math.floor(math.log10(amount))
+    if round(amount, decimals) >= 0.1:
+        return f"{sign}${amount:,.2f}"
+    if math.floor(math.log10(round(amount, decimals))) > math.floor(math.log10(amount)):
+        decimals -= 1    # 0.000996 rounds up to 0.0010: two figures, not three
+    return f"{sign}${amount:.{decimals}f}"
 
 
 def _cheaper(a: str, b: str, va: float, vb: float) -> str | None:
@@ -659,3 +667,32 @@ def estimate_vs_measured(est: Estimate, measured: Mapping[str, Mapping[str, Any]
                      "$ inference / query (estimate)": inference,
                      "$ / query (measured)": m["cost_per_query_usd"]})
     return rows
+
+
+def summary_rows(est: Estimate) -> list[dict[str, Any]]:
+    """Per option: set-up, average monthly, per-query and total cost (USD) and latency (ms), for tables and CSV."""
+    return [{"option": o.label, "setup": o.setup_cost_usd, "monthly": o.monthly_cost_usd,
+             "per query": o.cost_per_query_usd, "total": o.total_cost_usd, "latency ms": o.latency_ms["total"]}
+            for o in est.options.values()]
+
+
+def component_rows(est: Estimate) -> list[dict[str, Any]]:
+    """Per option, the average monthly cost of each component (USD), the largest components first; a component
+    that costs nothing in any option is left out, so the table holds what moves the bill."""
+    totals: dict[str, float] = {}
+    for o in est.options.values():
+        for name, value in o.monthly_by_component.items():
+            totals[name] = totals.get(name, 0.0) + value
+    order = [name for name in sorted(totals, key=lambda n: -totals[n]) if totals[name] > 0]
+    return [{"option": o.label, **{name: o.monthly_by_component.get(name, 0.0) for name in order}}
+            for o in est.options.values()]
+
+
+def break_even_rows(est: Estimate) -> list[dict[str, Any]]:
+    """Each pair of options: which is cheaper to set up and over the horizon, and where their costs cross."""
+    return [{"options": f"{OPTION_LABELS[b.a]} vs {OPTION_LABELS[b.b]}",
+             "cheaper to set up": OPTION_LABELS.get(b.cheaper_at_start, "equal"),
+             "cheaper over the horizon": OPTION_LABELS.get(b.cheaper_at_end, "equal"),
+             "break-even month": str(b.month) if b.month is not None else "never",
+             "break-even queries / month": f"{b.monthly_queries:,.0f}" if b.monthly_queries is not None else "never"}
+            for b in est.break_even]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -42,6 +43,7 @@ class RagScenario(Strict):
     monthly_churn: Share = 0.1              # share of the corpus changed (re-embedded) each month
     monthly_growth: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0  # share of the initial corpus added each month
     vector_store: str = "faiss-local"
+    in_process_index: bool = False          # the index lives in the app's own process: no machine of its own
     metadata_bytes_per_chunk: Annotated[int, Field(ge=0, le=10_000_000)] = 2048
     prep_hours: NonNeg = 0
 
@@ -108,10 +110,21 @@ class LatencyDefaults(Strict):
     default_vector_store: StoreLatency
 
 
+class MeasuredRules(Strict):
+    """When figures measured on a workspace's data replace the scenario's: only where they can stand for production."""
+
+    min_pairs: Annotated[int, Field(ge=0)] = 20
+    min_output_tokens: NonNeg = 40
+    min_tokens_per_example: NonNeg = 100
+    in_process_max_corpus_tokens: Tokens = 20_000_000
+    in_process_store: str = "faiss-local"
+
+
 class EstimateConfig(Strict):
     scenario: dict[str, Any]
     latency: LatencyDefaults
     prefill: dict[str, dict[str, dict[str, Any]]] = {}
+    measured: MeasuredRules = MeasuredRules()
 
 
 def load_estimate_config(path: Path | str | None = None) -> EstimateConfig:
@@ -148,12 +161,29 @@ def scenario_from_dict(data: Any, source: str = "scenario", base: Scenario | Non
     return parse_model(Scenario, _merge(start, data), source, node)
 
 
-def load_scenario(path: Path | str) -> Scenario:
-    """Read a scenario YAML file; keys it does not give come from configs/estimate.yaml."""
+def load_scenario(path: Path | str, base: Scenario | None = None) -> Scenario:
+    """Read a scenario YAML file; keys it does not give come from base, else from configs/estimate.yaml."""
     data, node = read_yaml(path)
     if data is None:
         raise WorkbenchError("the file is empty", file=str(path))
-    return scenario_from_dict(data, str(path), node=node)
+    return scenario_from_dict(data, str(path), base=base, node=node)
+
+
+PRESETS_DIR = "scenarios"
+
+
+def preset_names() -> list[str]:
+    """The example scenarios shipped in configs/scenarios/, by file name without .yaml."""
+    folder = config_path(PRESETS_DIR)
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_preset(name: str) -> Scenario:
+    """One of the shipped example scenarios (see preset_names)."""
+    names = preset_names()
+    if name not in names:
+        raise WorkbenchError(f"no preset scenario '{name}'; shipped: {', '.join(names) or 'none'}")
+    return load_scenario(config_path(PRESETS_DIR) / f"{name}.yaml")
 
 
 class DataStats(Strict):
@@ -166,31 +196,135 @@ class DataStats(Strict):
     output_tokens: Tokens | None = None
 
 
+# What the page and the memo call the figures a prefill sets.
+FIELD_LABELS = {
+    "queries_per_month": "Queries per month", "prompt_tokens": "Prompt tokens per query",
+    "output_tokens": "Output tokens per answer", "fine_tuning.training_examples": "Training examples",
+    "fine_tuning.tokens_per_example": "Tokens per example", "fine_tuning.retrains_per_year": "Retrains per year",
+    "rag.corpus_tokens": "Corpus tokens", "rag.monthly_churn": "Monthly churn", "rag.monthly_growth": "Monthly growth",
+    "rag.vector_store": "Vector store", "rag.in_process_index": "Index in the app's process",
+}
+MEASURED_FIELDS = ("queries_per_month", "prompt_tokens", "output_tokens", "fine_tuning.training_examples",
+                   "fine_tuning.tokens_per_example", "rag.corpus_tokens", "rag.vector_store", "rag.in_process_index")
+
+
+@dataclass
+class Prefill:
+    """A prefilled scenario, where each prefilled figure came from, and a sentence per figure worth reading."""
+
+    scenario: Scenario
+    sources: dict[str, str] = field(default_factory=dict)   # dotted path -> "default", "from your Decide answers: ..."
+    notes: list[str] = field(default_factory=list)
+
+
+def _get(values: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a nested mapping ({} where the path does not exist)."""
+    for part in path.split("."):
+        values = values.get(part, {}) if isinstance(values, Mapping) else {}
+    return values
+
+
+def _set(values: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        values = values.setdefault(part, {})
+    values[leaf] = value
+
+
+def _shown(value: Any) -> str:
+    """A prefilled value as a person reads it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}" if isinstance(value, (int, float)) else str(value)
+
+
+def explain_prefill(base: Scenario, answers: Mapping[str, str] | None = None, data: DataStats | None = None,
+                    cfg: EstimateConfig | None = None) -> Prefill:
+    """A scenario adjusted by Decide answers, then by measured data where it can stand for production traffic.
+
+    Terse test answers or a handful of pairs say little about production: such measurements leave the
+    figure as it was (configs/estimate.yaml `measured` draws the line), and the figure's source says why.
+    """
+    cfg = cfg or load_estimate_config()
+    rules = cfg.measured
+    default = default_scenario(cfg).model_dump(mode="json")
+    values = base.model_dump(mode="json", exclude_none=True)
+    decide_paths = [path for answers_of in cfg.prefill.values() for change in answers_of.values()
+                    for path, _ in _leaves(change)]
+    sources = {path: ("default" if _get(values, path) == _get(default, path) else "as entered")
+               for path in dict.fromkeys([*decide_paths, *MEASURED_FIELDS])}
+    touched: dict[str, None] = {}
+
+    def put(path: str, value: Any, source: str) -> None:
+        _set(values, path, value)
+        sources[path] = source
+        touched[path] = None
+
+    def keep(path: str, why: str) -> None:
+        sources[path] = f"{sources[path]}: {why}"
+        touched[path] = None
+
+    for qid, aid in (answers or {}).items():
+        for path, value in _leaves(cfg.prefill.get(qid, {}).get(aid) or {}):
+            put(path, value, f"from your Decide answers: {qid} = {aid}")
+    data = data or DataStats()
+    if data.corpus_tokens is not None:
+        put("rag.corpus_tokens", data.corpus_tokens, "measured on the workspace's documents")
+        if data.corpus_tokens <= rules.in_process_max_corpus_tokens:
+            why = f"a {data.corpus_tokens:,}-token corpus fits in the app's own process: no machine of its own"
+            put("rag.vector_store", rules.in_process_store, why)
+            put("rag.in_process_index", True, why)
+            touched.pop("rag.in_process_index")   # one note says both
+    if data.prompt_tokens is not None:
+        put("prompt_tokens", data.prompt_tokens, "measured on the workspace's questions")
+    pairs = data.training_examples or 0
+    if pairs >= max(1, rules.min_pairs):
+        put("fine_tuning.training_examples", pairs, f"measured from the workspace's {pairs:,} answered pairs")
+        for path, measured, floor, why in (
+                ("fine_tuning.tokens_per_example", data.tokens_per_example, rules.min_tokens_per_example,
+                 "examples under {floor:,g} tokens are shorter than a production training set's"),
+                ("output_tokens", data.output_tokens, rules.min_output_tokens,
+                 "reference answers under {floor:,g} tokens are terser than what a model writes")):
+            if measured is None:
+                continue
+            if measured >= floor:
+                put(path, measured, f"measured on the workspace's {pairs:,} answered pairs")
+            else:
+                keep(path, f"not the measured {measured:,}; " + why.format(floor=floor))
+    elif pairs:
+        keep("fine_tuning.training_examples", f"not the measured {pairs:,}; fewer answered pairs than the "
+                                              f"{rules.min_pairs} a plan can rest on")
+    last = []
+    if not pairs:
+        was = sources["fine_tuning.training_examples"]
+        sources["fine_tuning.training_examples"] = f"{was}; the workspace has no question/answer pairs yet"
+        touched.pop("fine_tuning.training_examples", None)    # the sentence below says it
+        last.append(f"Fine-tuning is costed at {_shown(_get(values, 'fine_tuning.training_examples'))} training "
+                    f"examples ({was}): the workspace has no question/answer pairs yet.")
+    shown = {path: _shown(_get(values, path)) for path in touched}
+    if values["rag"].get("in_process_index") and "rag.vector_store" in shown:
+        shown["rag.vector_store"] += ", in the app's process"
+    notes = [f"{FIELD_LABELS.get(path, path)}: {shown[path]} ({sources[path]})" for path in touched] + last
+    return Prefill(Scenario.model_validate(values), sources, notes)
+
+
 def prefill(base: Scenario, answers: Mapping[str, str] | None = None, data: DataStats | None = None,
             cfg: EstimateConfig | None = None) -> tuple[Scenario, list[str]]:
-    """A scenario adjusted by Decide answers, then by measured data; with a note for each change."""
+    """A scenario adjusted by Decide answers, then by measured data; with a note for each figure it set or kept."""
+    p = explain_prefill(base, answers, data, cfg)
+    return p.scenario, p.notes
+
+
+def prefill_workspace(ws: Any, base: Scenario | None = None, cfg: EstimateConfig | None = None) -> Prefill:
+    """The prefill of a workspace: its Decide answers, and its data measured as the Fine-tune step counts it
+    (each pair as a chat example with the Fine-tune system message)."""
+    from . import corpus, decision, finetune
+
     cfg = cfg or load_estimate_config()
-    values = base.model_dump(mode="json", exclude_none=True)
-    notes: list[str] = []
-    for qid, aid in (answers or {}).items():
-        change = cfg.prefill.get(qid, {}).get(aid)
-        if change:
-            values = _merge(values, change)
-            notes.append(f"from Decide ({qid} = {aid}): {_flat(change)}")
-    if data:
-        measured: dict[str, Any] = {}
-        for key in ("prompt_tokens", "output_tokens"):
-            if getattr(data, key) is not None:
-                measured[key] = getattr(data, key)
-        if data.corpus_tokens is not None:
-            measured.setdefault("rag", {})["corpus_tokens"] = data.corpus_tokens
-        for key in ("training_examples", "tokens_per_example"):
-            if getattr(data, key) is not None:
-                measured.setdefault("fine_tuning", {})[key] = getattr(data, key)
-        if measured:
-            values = _merge(values, measured)
-            notes.append(f"measured on the workspace data: {_flat(measured)}")
-    return Scenario.model_validate(values), notes
+    stats = corpus.data_stats(ws, finetune.FineTuneSettings.load(ws).system_prompt)
+    return explain_prefill(base or default_scenario(cfg), decision.saved_answers(ws), stats, cfg)
 
 
 def measured_speeds(measured: Mapping[str, Mapping[str, Any]]) -> tuple[LatencyOverrides, list[str]]:
@@ -210,14 +344,15 @@ def measured_speeds(measured: Mapping[str, Mapping[str, Any]]) -> tuple[LatencyO
     return LatencyOverrides(**found), notes
 
 
-def _flat(change: Mapping[str, Any], prefix: str = "") -> str:
-    parts = []
+def _leaves(change: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted path, value) of every leaf of a nested mapping, e.g. ('rag.monthly_churn', 0.5)."""
+    out = []
     for key, value in change.items():
         if isinstance(value, Mapping):
-            parts.append(_flat(value, f"{prefix}{key}."))
+            out += _leaves(value, f"{prefix}{key}.")
         else:
-            parts.append(f"{prefix}{key} = {value:,}" if isinstance(value, (int, float)) else f"{prefix}{key} = {value}")
-    return ", ".join(parts)
+            out.append((f"{prefix}{key}", value))
+    return out
 
 
 # --- named scenarios saved in a workspace ------------------------------------------------------------
