@@ -24,6 +24,7 @@ st.markdown("Upload the documents RAG will search and the question/answer pairs 
 
 
 CHUNKS_PER_PAGE = 20
+QA_ROW_HEIGHT = 66          # px: over 64 px a cell wraps its text (two lines here)
 CHUNKS_BOX_HEIGHT = 720     # px: a page of chunks scrolls inside this box, not the whole page
 
 
@@ -37,6 +38,13 @@ def _seed_inspector(saved: ChunkSettings, force: bool = False) -> None:
         st.session_state.data_inspect_for = marker
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _chunk_sizes(content_hashes: tuple[str, ...], settings_json: str, _docs: list[dict]) -> list[int]:
+    """Token sizes of every chunk of these documents under these settings, kept per content and settings."""
+    settings = ChunkSettings.model_validate_json(settings_json)
+    return [c.tokens for d in _docs for c in chunk_document(d["doc_id"], d["title"], d["text"], settings)]
+
+
 def _build_index(settings: ChunkSettings) -> None:
     """Build the index before the page runs again, so everything the page then shows reads the new index."""
     try:
@@ -45,7 +53,8 @@ def _build_index(settings: ChunkSettings) -> None:
     except WorkbenchError as exc:
         st.session_state.data_inspect_built = (False, f"Could not build the index: {escape_markdown(exc)}")
     else:
-        done = f"Indexed {report.documents} documents as {report.chunks} chunks with {escape_markdown(report.embedder)}."
+        embedder = escape_markdown(report.embedder)
+        done = f"Indexed {report.documents} documents as {report.chunks} chunks with {embedder}."
         st.session_state.data_inspect_built = (True, done)
 
 
@@ -136,7 +145,13 @@ with tab_qa:
                                  for p in pairs])
         by_category = qa_table["category"].replace("", "(none)").value_counts()
         st.caption(" · ".join(f"{escape_markdown(k)}: {v}" for k, v in by_category.items()))
-        st.dataframe(qa_table, hide_index=True, width="stretch")
+        st.dataframe(qa_table, hide_index=True, width="stretch", row_height=QA_ROW_HEIGHT, column_config={
+            "id": st.column_config.TextColumn(width=60),
+            "question": st.column_config.TextColumn(width=330),
+            "answer": st.column_config.TextColumn(width=240),
+            "documents": st.column_config.TextColumn(width=140),
+            "category": st.column_config.TextColumn(width=90),
+            "group": st.column_config.TextColumn(width=60, help="Pairs of a group stay on one side of the split")})
         st.download_button("Question/answer pairs (CSV)", dataframe_csv(qa_table), "qa_pairs.csv", "text/csv")
 with tab_gen:
     if not docs:
@@ -158,7 +173,7 @@ with tab_gen:
             defaults = {"factual": 0.6, "paraphrase": 0.2, "changed": 0.0, "unanswerable": 0.2}
             shares = {k: col.slider(f"{k} share", 0.0, 1.0, v, 0.05, key=f"data_gen_share_{k}")
                       for col, (k, v) in zip((g2, g3, g4, g5), defaults.items())}
-            h1, h2, h3 = st.columns([4, 1, 1])
+            h1, h2, h3 = st.columns([3, 1, 1.5])
             chosen_docs = h1.multiselect("Documents (none chosen: all)", [d["doc_id"] for d in docs],
                                          key="data_gen_docs")
             gen_seed = h2.number_input("Seed", 0, 1_000_000, 0, key="data_gen_seed")
@@ -223,10 +238,16 @@ with tab_gen:
                                        "question": c.question, "answer": c.answer or "(unanswerable)",
                                        "kind": c.kind, "document": c.doc_id, "generator": c.generator}
                                       for c in reviewable])
-                edited = st.data_editor(frame, hide_index=True, width="stretch", key="data_gen_editor",
-                                        disabled=["id", "kind", "document", "generator"], column_config={
-                                            "question": st.column_config.TextColumn(width="large"),
-                                            "answer": st.column_config.TextColumn(width="medium")})
+                edited = st.data_editor(
+                    frame, hide_index=True, width="stretch", key="data_gen_editor", row_height=QA_ROW_HEIGHT,
+                    disabled=["id", "kind", "document", "generator"],
+                    column_order=["accept", "drop", "question", "answer", "kind", "document", "generator", "id"],
+                    column_config={"accept": st.column_config.CheckboxColumn(width=80),
+                                   "drop": st.column_config.CheckboxColumn(width=70),
+                                   "question": st.column_config.TextColumn(width=280),
+                                   "answer": st.column_config.TextColumn(width=240),
+                                   "kind": st.column_config.TextColumn(width=90),
+                                   "document": st.column_config.TextColumn(width=150)})
                 s1, s2 = st.columns(2)
                 if s1.button("Save the review", key="data_gen_save", width="stretch"):
                     changes = {}
@@ -247,10 +268,14 @@ with tab_gen:
             rejected = [c for c in made if c.status == "rejected"]
             if rejected:
                 with st.expander(f"Rejected by the checks ({len(rejected)})"):
-                    st.dataframe(pd.DataFrame([{"kind": c.kind, "question": c.question, "answer": c.answer,
-                                                "document": c.doc_id, "why": c.reason} for c in rejected]),
-                                 hide_index=True, width="stretch",
-                                 column_config={"why": st.column_config.TextColumn(width="large")})
+                    st.dataframe(pd.DataFrame([{"why": c.reason, "question": c.question, "answer": c.answer,
+                                                "kind": c.kind, "document": c.doc_id} for c in rejected]),
+                                 hide_index=True, width="stretch", row_height=QA_ROW_HEIGHT, column_config={
+                                     "why": st.column_config.TextColumn(width=260),
+                                     "question": st.column_config.TextColumn(width=230),
+                                     "answer": st.column_config.TextColumn(width=170),
+                                     "kind": st.column_config.TextColumn(width=95),
+                                     "document": st.column_config.TextColumn(width=140)})
             if made:
                 st.download_button("Generated pairs with their checks (CSV)", dataframe_csv(pd.DataFrame(
                     [c.to_dict() for c in made])), "generated_pairs.csv", "text/csv", key="data_gen_download")
@@ -259,7 +284,14 @@ with tab_problems:
         st.success("No problems found in the uploads.")
     else:
         ptable = pd.DataFrame(problems)
-        st.dataframe(ptable, hide_index=True, width="stretch")
+        st.dataframe(ptable, hide_index=True, width="stretch", row_height=QA_ROW_HEIGHT, placeholder="",
+                     column_order=["file", "line", "level", "message", "upload"], column_config={
+                         "file": st.column_config.TextColumn(width=180),
+                         "line": st.column_config.NumberColumn(width=50),
+                         "level": st.column_config.TextColumn(width=60),
+                         "message": st.column_config.TextColumn(width=520),
+                         "upload": st.column_config.TextColumn(width=120, help="The file uploaded (a zip, for its "
+                                                                               "entries)")})
         p1, p2 = st.columns(2)
         p1.download_button("Problems (CSV)", dataframe_csv(ptable), "problems.csv", "text/csv")
         if p2.button("Clear the list", key="data_clear_problems"):
@@ -308,8 +340,9 @@ with tab_chunks:
             pages = max(1, math.ceil(len(chunks) / CHUNKS_PER_PAGE))
             st.caption(f"**{stats['chunks']} chunks** in this document · tokens min {stats.get('min')}, median "
                        f"{stats.get('median')}, max {stats.get('max')}")
-            all_sizes = [c.tokens for d in list(full.values())[:500]
-                         for c in chunk_document(d["doc_id"], d["title"], d["text"], settings)]
+            sample_docs = list(full.values())[:500]
+            all_sizes = _chunk_sizes(tuple(d["content_sha256"] for d in sample_docs), settings.model_dump_json(),
+                                     sample_docs)
             st.plotly_chart(charts.chunk_sizes(all_sizes, [c.tokens for c in chunks], settings.max_tokens),
                             width="stretch")
             page = 0
