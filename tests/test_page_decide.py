@@ -39,13 +39,13 @@ def test_a_fresh_workspace_says_how_to_start_and_shows_no_result_yet(app_test):
     assert any("**Start from a preset**" in m.value and "answer the first questions" in m.value for m in at.markdown)
     # No confidence, drivers, flips or downloads before an answer.
     shown = [m.value for m in at.markdown]
-    assert not [v for v in shown if v.startswith("Confidence") or v in ("#### What drove it", "#### What would flip it")]
+    assert not [v for v in shown if v.startswith(("Confidence", "#### What drove it", "#### What would flip it"))]
     assert not at.dataframe and not at.get("download_button")
     # The first group is open, the others are one click away, and every question is there.
     groups = list(at.main.expander)
-    assert [g.label for g in groups] == ["**The task** · 0/3 answered", "**Knowledge** · 0/6 answered",
-                                         "**Queries and traffic** · 0/4 answered",
-                                         "**Data and constraints** · 0/3 answered", "**Budget and team** · 0/2 answered"]
+    assert [g.label for g in groups] == [
+        "**The task** · 0/3 answered", "**Knowledge** · 0/6 answered", "**Queries and traffic** · 0/4 answered",
+        "**Data and constraints** · 0/3 answered", "**Budget and team** · 0/2 answered"]
     assert [g.proto.expanded for g in groups] == [True, False, False, False, False]
     assert len(at.main.radio) == 18
     # Sidebar: the workspace and the offline providers are shown.
@@ -101,7 +101,7 @@ def test_preset_then_flip(app_test):
     # Each flip is one sentence, its margin said in words; three are shown, the rest one click away.
     shown = next(m.value for m in at.markdown if m.value.startswith("- Answering "))
     assert shown.split("\n") == [f"- {escape_markdown(decision.flip_sentence(cfg, f))}" for f in flips[:3]]
-    assert all(line.endswith("point ahead of the next option.") or line.endswith("points ahead of the next option.")
+    assert all(line.endswith(("point ahead of the next option.", "points ahead of the next option."))
                for line in shown.split("\n"))
     assert any(e.label == f"{len(flips) - 3} more" for e in at.expander)
     # Take the first flip shown and check the page follows it.
