@@ -50,7 +50,8 @@ def test_real_models_settle_a_narrow_fit():
     assert v.why == "RAG: measured quality decides where the fit is narrow. 2 of 3 parts agree."
     assert v.disagree == ["Fit points to Fine-tuning."]
     assert not v.caveats
-    assert any(x.startswith("If “") and "would win" in x for x in v.would_change)     # Decide's flips, in words
+    assert any(x.startswith("Answering “") and "would make RAG the recommendation" in x
+               for x in v.would_change)                                        # Decide's flips, in words
 
 
 def test_an_inconclusive_gap_says_how_many_questions_would_settle_it():
