@@ -14,34 +14,73 @@ from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/compare.py")
 
+SHOWN_FIRST = ("rag", "ft", "ft_rag", "router", evaluation.FROZEN, "base")   # the arms being decided between first
+SCORE_HELP = ("score on the question, 0 to 1: token F1 of the answer against the gold answer; on an unanswerable "
+              "question 1 for abstaining and 0 for answering anyway.")
+RELEVANCE_HELP = ("The router sends a question to RAG when its best retrieved passage is at least this relevant. "
+                  "Relevance: the cosine similarity of the question's and the passage's embeddings, -1 to 1 (in "
+                  "practice 0 to 1; higher is closer).")
+
+
+def _shown_first(arms: list[str]) -> list[str]:
+    return sorted(arms, key=SHOWN_FIRST.index)
+
+
+@st.cache_data(max_entries=16, show_spinner="Summarising the run...")
+def _summary(ws_path: str, run_id: str, results: int, state: str, _ws) -> dict:
+    """A run's summary, made again when the run has new results or a new state: it embeds every answer (seconds)."""
+    return evaluation.summarize(_ws, run_id)
+
+
+@st.cache_resource(max_entries=48, show_spinner=False)
+def _chart(kind: str, run_key: tuple, arms: tuple[str, ...], metric: str, _data: dict):
+    """A chart of a run, built once per run state and shared: each figure takes tens of ms, and is only read."""
+    if kind == "metric_bars":
+        return charts.metric_bars(_data, list(arms), metric)
+    return {"latency_boxes": charts.latency_boxes, "quality_vs_cost": charts.quality_vs_cost}[kind](_data, list(arms))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _csv(key: tuple, _table: pd.DataFrame) -> str:
+    """A table's CSV export, made once for what `key` names (the run's state and the view)."""
+    return dataframe_csv(_table)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _summary_json(ws_path: str, run_id: str, results: int, state: str, _ws) -> str:
+    """The run's figures as the JSON download, written once per run state."""
+    return json.dumps(_summary(ws_path, run_id, results, state, _ws), indent=1, default=str)
+
+
 st.title("Compare: the arms on the same test questions")
 if not corpus.qa_pairs(ws):
     st.info("No question/answer pairs in this workspace yet: add some on the Data page.")
     st.stop()
 
 with st.container(border=True):
-    c1, c2, c3 = st.columns([3, 2, 2])
     kept = capture.captures(ws)
-    arm_choices = list(evaluation.ARMS) + ([evaluation.FROZEN] if kept else [])
-    arms = c1.multiselect("Arms", arm_choices, default=arm_choices, format_func=evaluation.ARM_LABELS.get,
+    arm_choices = _shown_first(list(evaluation.ARMS) + ([evaluation.FROZEN] if kept else []))
+    arms = st.multiselect("Arms", arm_choices, default=arm_choices, format_func=evaluation.ARM_LABELS.get,
                           key="cmp_arms")
+    m1, m2 = st.columns([3, 2])
+    models = finetune.trained_models(ws)
+    ft_model = m1.selectbox("Fine-tuned arm", [m.id for m in models] or ["(none yet)"], key="cmp_ft",
+                            format_func=lambda i: next((m.label for m in models if m.id == i), i))
     frozen = None
     if evaluation.FROZEN in arms:
-        frozen = c1.selectbox("Captured answers", [k.id for k in kept], key="cmp_frozen",
+        frozen = m2.selectbox("Captured answers", [k.id for k in kept], key="cmp_frozen",
                               format_func=lambda i: next(f"{k.label}: {k.answered} answers" for k in kept if k.id == i),
                               help="A retiring model's answers, kept to set a replacement against it.")
-    rule = c2.radio("Router rule", ["relevance", "classifier"], horizontal=True, key="cmp_rule",
+    c1, c2, c3 = st.columns([3, 3, 2])
+    rule = c1.radio("Router rule", ["relevance", "classifier"], key="cmp_rule",
                     format_func={"relevance": "retrieval relevance threshold",
                                  "classifier": "question-type classifier"}.get)
     threshold = c2.slider("Send to RAG at relevance ≥", 0.0, 1.0, 0.45, 0.01, key="cmp_threshold",
-                          disabled=rule != "relevance")
+                          disabled=rule != "relevance", help=RELEVANCE_HELP)
     concurrency = c3.number_input("Concurrent calls", 1, 32, 4, key="cmp_concurrency")
     limit = c3.number_input("Questions to score (0 = all)", 0, 100_000, 0, key="cmp_limit",
                             help="A seeded sample of the questions, answerable and unanswerable in their shares: a "
                                  "quicker first look with a slow local model. Fewer questions give wider intervals.")
-    models = finetune.trained_models(ws)
-    ft_model = c3.selectbox("Fine-tuned arm", [m.id for m in models] or ["(none yet)"], key="cmp_ft",
-                            format_func=lambda i: next((m.label for m in models if m.id == i), i))
     source = st.radio("Questions", ["test side of the Fine-tune split", "an uploaded evaluation file"],
                       horizontal=True, key="cmp_source")
     upload = None
@@ -97,6 +136,9 @@ def _run(run_id: str) -> None:
 
         evaluation.run(ws, run_id, ctx, progress)
         status.update(label="Done", state="complete")
+    # A resume that retried failed questions has as many results as before, and other figures.
+    for cached in (_summary, _summary_json, _chart, _csv):
+        cached.clear()
 
 
 if start:
@@ -129,7 +171,8 @@ if info["state"] != "complete":
         except WorkbenchError as exc:
             st.error(escape_markdown(str(exc)))
 
-summary = evaluation.summarize(ws, chosen)
+run_key = (str(ws.path), chosen, info["results"], info["state"])
+summary = _summary(*run_key, ws)
 run_arms = [a for a in summary["run"]["arms"] if a in summary]
 st.caption(f"{summary['run']['questions']} questions in this run; every figure says how many it rests on (n).")
 if summary["run"]["contaminated"]:
@@ -167,7 +210,8 @@ for a in run_arms:
                  "p95 ms": m["latency_ms_p95"], "tokens in": m["prompt_tokens"], "tokens out": m["output_tokens"],
                  "$ / query": m["cost_per_query_usd"], "provider": summary[a]["provider"]})
 table = pd.DataFrame(rows)
-st.dataframe(table, hide_index=True, width="stretch", column_config={
+st.dataframe(table, hide_index=True, width="stretch", placeholder="–", column_config={
+    "arm": st.column_config.TextColumn(pinned=True)} | {
     c: st.column_config.NumberColumn(format="%.3f") for c in ("exact match", "F1", "semantic sim.", "recall@5", "MRR",
                                                               "nDCG@10", "grounded", "abstains (unanswerable)",
                                                               "fabricates (unanswerable)")}
@@ -183,9 +227,10 @@ if "router" in run_arms and summary["router"].get("routed_share_rag") is not Non
     st.caption(f"Router: {r['routed_share_rag']:.0%} of questions sent to RAG; {accuracy}.")
 
 d1, d2, d3 = st.columns(3)
-d1.download_button("Summary (CSV)", dataframe_csv(table), "compare_summary.csv", "text/csv", width="stretch")
-d2.download_button("Results (JSON)", json.dumps(summary, indent=1, default=str), "results.json", "application/json",
+d1.download_button("Summary (CSV)", _csv(("summary", *run_key), table), "compare_summary.csv", "text/csv",
                    width="stretch")
+d2.download_button("Results (JSON)", _summary_json(*run_key, ws), "results.json",
+                   "application/json", width="stretch")
 if d3.button("Send measured figures to Estimate", width="stretch", key="cmp_to_estimate"):
     measured = evaluation.save_measured(ws, summary)
     st.success(f"Sent measured latency, tokens and cost per query for {len(measured)} option(s); the Estimate "
@@ -221,7 +266,7 @@ tabs = st.tabs(["Metrics", "Latency", "Quality vs cost", "Paired differences", "
 with tabs[0]:
     metric = st.selectbox("Metric", ["f1", "exact_match", "semantic_similarity", "abstention_rate", "fabrication_rate",
                                      "hit_at_5", "recall_at_5", "mrr", "ndcg_at_10", "groundedness"], key="cmp_metric")
-    st.plotly_chart(charts.metric_bars(summary, run_arms, metric), width="stretch")
+    st.plotly_chart(_chart("metric_bars", run_key, tuple(run_arms), metric, summary), width="stretch")
     if summary.get("by_category"):
         st.dataframe(pd.DataFrame(summary["by_category"]).T.rename(index=evaluation.ARM_LABELS), width="stretch")
         st.caption("Score by question category: F1 on answerable questions, 1 for abstaining on unanswerable ones.")
@@ -238,7 +283,7 @@ with tabs[0]:
         st.caption("Synthetic pairs were generated from the documents (Data page); how they were made: "
                    + escape_markdown(synthetic.describe(ws) or "not recorded"))
 with tabs[1]:
-    st.plotly_chart(charts.latency_boxes(summary, run_arms), width="stretch")
+    st.plotly_chart(_chart("latency_boxes", run_key, tuple(run_arms), "", summary), width="stretch")
     for a in run_arms:
         speed = summary[a].get("model_speed")
         if speed:
@@ -247,7 +292,7 @@ with tabs[1]:
                        f"{speed['prompt_tokens_p50']:,.0f} tokens, {speed['output_tokens_per_s']:,.0f} tokens/s "
                        "decoding. Send the figures to Estimate to use them there.")
 with tabs[2]:
-    st.plotly_chart(charts.quality_vs_cost(summary, run_arms), width="stretch")
+    st.plotly_chart(_chart("quality_vs_cost", run_key, tuple(run_arms), "", summary), width="stretch")
 with tabs[3]:
     diffs = pd.DataFrame([{"A": evaluation.ARM_LABELS[c["a"]], "B": evaluation.ARM_LABELS[c["b"]],
                            "A minus B": c["difference"], "95% CI": f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f}",
@@ -264,24 +309,35 @@ with tabs[4]:
     flt = f1c.selectbox("Show", filters, key="cmp_filter")
     categories = sorted({r["category"] for a in run_arms for r in summary[a]["per_question"]})
     cat = f2c.selectbox("Category", ["all"] + categories, key="cmp_category")
-    by_arm = {a: {r["question_id"]: r for r in summary[a]["per_question"]} for a in run_arms}
-    first = run_arms[0]
+    shown = _shown_first(run_arms)
+    by_arm = {a: {r["question_id"]: r for r in summary[a]["per_question"]} for a in shown}
     rows = []
-    for qid, base in by_arm[first].items():
+    for qid, base in by_arm[shown[0]].items():
         if cat != "all" and base["category"] != cat:
             continue
         if flt != "all questions":
-            rag_ok, ft_ok = by_arm["rag"][qid]["score"] >= 0.5, by_arm["ft"][qid]["score"] >= 0.5
+            rag_r, ft_r = by_arm["rag"].get(qid), by_arm["ft"].get(qid)
+            rag_ok, ft_ok = bool(rag_r and rag_r["score"] >= 0.5), bool(ft_r and ft_r["score"] >= 0.5)
             if flt.startswith("RAG right") and not (rag_ok and not ft_ok):
                 continue
             if flt.startswith("fine-tuned right") and not (ft_ok and not rag_ok):
                 continue
-        row = {"question": base["question"], "gold": base["gold"] or "(unanswerable)", "category": base["category"]}
-        for a in run_arms:
+        row = {"question": base["question"], "gold": base["gold"] or "(unanswerable)"}
+        for a in shown:
             r = by_arm[a].get(qid)
-            row[f"{a}: answer"] = r["answer"] if r else ""
-            row[f"{a}: score"] = r["score"] if r else None
-        rows.append(row)
-    st.caption(f"{len(rows)} question(s)")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.download_button("Per question (CSV)", dataframe_csv(pd.DataFrame(rows)), "per_question.csv", "text/csv")
+            row[f"{evaluation.ARM_LABELS[a]}: answer"] = r["answer"] if r else ""
+            row[f"{evaluation.ARM_LABELS[a]}: score"] = r["score"] if r else None
+        rows.append(row | {"category": base["category"]})
+    st.caption(f"{len(rows)} question(s); long answers wrap, and the table scrolls sideways to the other arms.")
+    per_question = pd.DataFrame(rows)
+    columns = {"question": st.column_config.TextColumn(width=230, pinned=True),
+               "gold": st.column_config.TextColumn("gold answer", width=170),
+               "category": st.column_config.TextColumn(width="small")}
+    for a in shown:
+        label = evaluation.ARM_LABELS[a]
+        columns[f"{label}: answer"] = st.column_config.TextColumn(label, width=210, help=f"The answer of the {label} arm")
+        columns[f"{label}: score"] = st.column_config.NumberColumn("score", width=60, format="%.2f",
+                                                                  help=f"The {label} arm's {SCORE_HELP}")
+    st.dataframe(per_question, hide_index=True, width="stretch", height=520, row_height=84, column_config=columns)
+    st.download_button("Per question (CSV)", _csv(("per_question", *run_key, flt, cat), per_question), "per_question.csv",
+                       "text/csv")

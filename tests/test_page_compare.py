@@ -1,32 +1,69 @@
 """The Compare page, clicked through with AppTest, and its measured figures on the Estimate page."""
+import json
+import threading
+
 import pytest
 
 from workbench import evaluation, finetune, sample, splits, workspace
 from workbench.providers.local_trainer import Hyperparameters
 
 
-def test_compare_page_runs_shows_and_sends_to_estimate(app_test):
+def test_compare_page_runs_shows_and_sends_to_estimate(app_test, monkeypatch):
     ws = sample.open_sample()
     splits.make_split(ws)
     finetune.run_local(ws, Hyperparameters(epochs=5))
+    summaries = []
+    summarize = evaluation.summarize
+    monkeypatch.setattr(evaluation, "summarize", lambda *a, **k: summaries.append(a[1]) or summarize(*a, **k))
     at = app_test().run()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
-    at.multiselect(key="cmp_arms").set_value(["rag", "ft", "router"]).run()
+    # The arms being decided between come first, the base model last; the selector has the full width.
+    assert at.multiselect(key="cmp_arms").value == ["rag", "ft", "ft_rag", "router", "base"]
+    assert not any(c.multiselect for c in at.columns)
+    assert next(c for c in at.columns if c.selectbox and c.selectbox[0].key == "cmp_ft").weight == pytest.approx(0.6)
+    at.multiselect(key="cmp_arms").set_value(["base", "rag", "ft", "router"]).run()
     at.button(key="cmp_run").click().run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["arm"]) == ["RAG", "Fine-tuned", "Router (selective hybrid)"]
-    assert table.loc[0, "F1"] > table.loc[1, "F1"]
+    assert list(table["arm"]) == ["Base model (no context)", "RAG", "Fine-tuned", "Router (selective hybrid)"]
+    assert table.loc[1, "F1"] > table.loc[2, "F1"]
     assert any("Offline stand-ins and tiny local models in this run" in c.value for c in at.caption)
     assert any(c.value.startswith("Router:") and "where exactly one of" in c.value for c in at.caption)
     assert any("questions in this run" in c.value for c in at.caption)
+    # Per question: RAG, then fine-tuned, the router, and the base model's refusals last; answers wrap.
+    per_question = at.dataframe[-1]
+    assert list(per_question.value.columns) == [
+        "question", "gold", "RAG: answer", "RAG: score", "Fine-tuned: answer", "Fine-tuned: score",
+        "Router (selective hybrid): answer", "Router (selective hybrid): score", "Base model (no context): answer",
+        "Base model (no context): score", "category"]
+    assert per_question.proto.row_height > 64          # the grid wraps text in rows taller than 4rem
+    columns = json.loads(per_question.proto.columns)
+    assert columns["question"]["pinned"] is True
+    assert columns["RAG: answer"]["label"] == "RAG" and columns["RAG: score"]["label"] == "score"
+    assert columns["RAG: score"]["help"].startswith("The RAG arm's score on the question, 0 to 1: token F1")
+    assert all(columns[name].get("width") for name in per_question.value.columns)
+    # One summary for the run, however often the page reruns.
+    assert summaries == [evaluation.runs(ws)[0]["id"]]
     at.selectbox(key="cmp_filter").set_value("RAG right, fine-tuned wrong").run()
     assert not at.exception
     at.button(key="cmp_to_estimate").click().run()
     assert any("Sent measured latency" in s.value for s in at.success)
+    assert len(summaries) == 1
     assert set(evaluation.measured_figures(workspace.open_workspace("sample"))) == {"rag", "fine_tuning",
                                                                                    "hybrid_routing"}
+    # A run with new results is summarised again.
+    settings = evaluation.EvalSettings(arms=["router"])   # the router takes one question at a time
+    ctx = evaluation.build_arms(ws, settings)
+    partial = evaluation.create_run(ws, evaluation.default_questions(ws)[:4], settings)
+    stop = threading.Event()
+    evaluation.run(ws, partial, ctx, lambda arm, done, total, eta: done >= 2 and stop.set(), stop)
+    at.run().selectbox(key="cmp_pick").set_value(partial).run()
+    assert any(c.value.startswith("2 question(s)") for c in at.caption)
+    evaluation.run(ws, partial, ctx)
+    at.run()
+    assert any(c.value.startswith("4 question(s)") for c in at.caption)
+    assert summaries[1:] == [partial, partial]
     at.switch_page("pages/estimate.py").run()
     side = next(d.value for d in at.dataframe if "latency ms p50 (measured)" in d.value.columns)
     assert set(side["option"]) == {"RAG", "Fine-tuning", "Hybrid (routing)"}
