@@ -110,13 +110,17 @@ st.subheader("3 · Cost preview")
 p1, p2 = st.columns([1, 3])
 auto = p1.checkbox("Epochs: auto", True, key="ft_auto_epochs")
 n_epochs = p1.number_input("Epochs", 1, 50, 3, disabled=auto, key="ft_epochs")
-cost = finetune.preview(report.per_example_tokens, model, "auto" if auto else int(n_epochs), book)
+cost = finetune.workspace_preview(ws, model, "auto" if auto else int(n_epochs), book, report)
 with p2:
     k1, k2, k3 = st.columns(3)
     k1.metric("Epochs", cost.epochs, help=cost.epochs_rule)
     k2.metric("Billed training tokens", f"{cost.billed_tokens:,}")
-    k3.metric("Training cost", "unknown" if cost.training_cost_usd is None else f"${cost.training_cost_usd:,.2f}")
-    st.caption(escape_markdown(cost.price_note))  # names the model (a custom price's id is typed in)
+    k3.metric("Training cost", "unknown" if cost.training_cost_usd is None else
+              costs.format_usd(cost.training_cost_usd))
+    # names the model (a custom price's id is typed in)
+    st.caption(escape_markdown(f"{cost.basis.capitalize()} x {cost.epochs} epochs = {cost.billed_tokens:,} billed "
+                               f"tokens; {cost.price_note}. The Estimate page shows the same preview for the model "
+                               "it plans with."))
     for c in cost.cautions:
         {"error": st.error, "warning": st.warning, "info": st.info}[c.level](escape_markdown(c.message))
 

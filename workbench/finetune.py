@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
 from . import corpus, tokens
-from .costs import Caution, auto_epochs, fine_tuning_lifecycle
+from .costs import Caution, auto_epochs, fine_tuning_lifecycle, format_usd
 from .errors import WorkbenchError
 from .overlap import TrainingRecord
 from .parsing import QAPair
@@ -74,14 +74,16 @@ class CostPreview:
     training_cost_usd: float | None
     price_note: str
     cautions: list[Caution] = field(default_factory=list)
+    basis: str = ""          # which examples were counted, e.g. "train side of the split: 187 examples"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def preview(per_example_tokens: list[int], model: str, epochs: int | Literal["auto"] = "auto",
-            book: PriceBook | None = None, today: dt.date | None = None) -> CostPreview:
-    """Epochs, billed tokens and price of a training run, before any job starts, with lifecycle cautions."""
+            book: PriceBook | None = None, today: dt.date | None = None, basis: str = "") -> CostPreview:
+    """Epochs, billed tokens and price of a training run on these examples, before any job starts, with
+    lifecycle cautions; `basis` names the examples, so two previews on different sets say so."""
     book = book or load_pricing()
     price = book.model(model, field="model")
     ft = price.fine_tuning
@@ -95,19 +97,46 @@ def preview(per_example_tokens: list[int], model: str, epochs: int | Literal["au
     if ft is None:
         cost, note = None, f"{model} has no fine-tuning price"
     elif ft.training is not None:
-        cost, note = billed * ft.training / 1e6, f"${ft.training}/1M training tokens"
+        cost, note = billed * ft.training / 1e6, f"{format_usd(ft.training)} per 1M training tokens"
     elif ft.training_usd_per_hour is not None and ft.training_tokens_per_s:
-        hours = billed / ft.training_tokens_per_s / 3600
-        cost = hours * ft.training_usd_per_hour
-        note = f"{hours:.2f} GPU hours at ${ft.training_usd_per_hour}/h" if ft.training_usd_per_hour else \
-            f"about {hours * 60:,.0f} minutes on this machine at {ft.training_tokens_per_s:,.0f} training tokens/s"
+        seconds = billed / ft.training_tokens_per_s
+        cost = seconds / 3600 * ft.training_usd_per_hour
+        note = (f"{training_time(seconds)} of GPU time at {format_usd(ft.training_usd_per_hour)}/h"
+                if ft.training_usd_per_hour else
+                f"{training_time(seconds)} on this machine at {ft.training_tokens_per_s:,.0f} training tokens/s")
     else:
         cost, note = None, f"no training price for {model}"
     cautions = fine_tuning_lifecycle(price, today or dt.date.today())
     issue = example_count_issue(n)
     if issue:
         cautions.append(Caution(issue[1], "fine_tuning", issue[2]))
-    return CostPreview(model, n, n_epochs, rule, billed, cost, note, cautions)
+    return CostPreview(model, n, n_epochs, rule, billed, cost, note, cautions, basis)
+
+
+def training_time(seconds: float) -> str:
+    """How long a training run takes, as a person says it: about 16 seconds, about 2 minutes, about 1.5 hours."""
+    if seconds < 90:
+        return f"about {seconds:,.0f} seconds"
+    if seconds < 90 * 60:
+        return f"about {seconds / 60:,.0f} minutes"
+    return f"about {seconds / 3600:,.1f} hours"
+
+
+def training_basis(ws: Workspace, examples: int) -> str:
+    """Which examples the Fine-tune step trains on: the split's train side, or every answered pair before a split."""
+    if saved_split(ws):
+        return f"train side of the split: {examples:,} examples"
+    return f"all {examples:,} answered pairs (no split yet)"
+
+
+def workspace_preview(ws: Workspace, model: str | None = None, epochs: int | Literal["auto"] = "auto",
+                      book: PriceBook | None = None, report: DataReport | None = None) -> CostPreview:
+    """The training-cost preview of what the Fine-tune step trains on, naming those examples: the one figure
+    the Fine-tune and Estimate pages show for the workspace's own data (`report`: its check, if already made)."""
+    book = book or load_pricing()
+    model = model or FineTuneSettings.load(ws).model
+    report = report or check_workspace(ws, model, book)
+    return preview(report.per_example_tokens, model, epochs, book, basis=training_basis(ws, report.examples))
 
 
 # --- jobs ------------------------------------------------------------------------------------------
