@@ -17,9 +17,31 @@ from workbench.safe_text import escape_markdown
 ws = current_workspace("pages/rag.py")
 
 
+RELEVANCE_HELP = ("Relevance: the cosine similarity of the question's and the passage's embeddings, -1 to 1 (in "
+                  "practice 0 to 1; higher is closer), whatever the retrieval mode.")
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the index...")
 def _retriever(ws_path: str, built_at: float, embedder_key: str, store: str, _ws, _embedder) -> index.Retriever:
     return index.Retriever(_ws, _embedder)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _latency_chart(latency_ms: dict):
+    """The answer's latency chart, built once per answer: a plotly figure takes tens of ms, and is only read."""
+    return charts.answer_latency(latency_ms)
+
+
+def _score_help(mode: str, rrf_k: int) -> str:
+    """What a citation's score is in the retrieval mode that ranked it, and its range."""
+    score = {"hybrid": f"reciprocal rank fusion of the dense and BM25 rankings: the sum over both of 1/({rrf_k} + "
+                       f"rank), from 0 to {2 / (rrf_k + 1):.3f} (ranked first by both)",
+             "dense": "the cosine similarity of the question's and the passage's embeddings, -1 to 1",
+             "bm25": "the BM25 keyword score, 0 and up with no fixed top: it compares passages for one question, "
+                     "not across questions"}[mode]
+    return (f"Score: the ranking score of the {mode} retrieval that put the passages in this order, {score}. "
+            f"{RELEVANCE_HELP} The answer abstains when the best relevance is under the threshold. ✅ marks the "
+            "passages the answer quotes or cites.")
 
 
 st.title("RAG: retrieve and answer with citations")
@@ -42,9 +64,9 @@ meta = index.index_meta(ws)
 
 with st.container(border=True):
     st.markdown("**Index**")
-    left, right = st.columns([3, 2])
+    left, right = st.columns([4, 2])
     with left:
-        c1, c2, c3 = st.columns([2, 1, 1])
+        c1, c2, c3 = st.columns([5, 2, 2])
         strategy = c1.selectbox("Chunking", list(STRATEGY_LABELS), format_func=STRATEGY_LABELS.get,
                                 index=list(STRATEGY_LABELS).index(settings.index.chunking.strategy), key="rag_strategy")
         max_tokens = c2.number_input("Max tokens", 16, 8192, settings.index.chunking.max_tokens, step=20,
@@ -98,7 +120,8 @@ with st.expander("Retrieval settings", expanded=False):
                     horizontal=True, key="rag_mode",
                     help="hybrid fuses dense and BM25 rankings with reciprocal rank fusion")
     min_relevance = s3.slider("Relevance threshold (abstain below)", 0.0, 1.0, float(r.min_relevance), 0.01,
-                              key="rag_min_relevance")
+                              key="rag_min_relevance", help=RELEVANCE_HELP + " Below it for the best passage, the "
+                              "answer says it cannot answer from the documents.")
     doc_filter = st.multiselect("Only search these documents (empty = all)", [d["doc_id"] for d in docs],
                                 default=[d for d in r.doc_ids if d in {x["doc_id"] for x in docs}], key="rag_docs")
     retrieval = index.RetrievalSettings(top_k=top_k, mode=mode, min_relevance=min_relevance, doc_ids=doc_filter)
@@ -169,14 +192,14 @@ if history:
         k1.metric("Latency", f"{a['latency_ms']['total']:,.0f} ms")
         k2.metric("Tokens in / out", f"{a['prompt_tokens']:,} / {a['output_tokens']:,}")
         k3.metric("Cost", cost)
-        k4.metric("Best relevance", f"{a['best_relevance']:.2f}")
+        k4.metric("Best relevance", f"{a['best_relevance']:.2f}", help=RELEVANCE_HELP)
         st.caption(escape_markdown(a["cost_note"]))  # names the model, and $ would start LaTeX
         t = a.get("timings") or {}
         if t.get("tokens_per_s"):
             st.caption(f"Time to first token {t['time_to_first_token_ms']:,.0f} ms · {t['tokens_per_s']:,.0f} tokens/s "
                        "decoding, measured on this machine.")
-        st.plotly_chart(charts.answer_latency(a["latency_ms"]), width="stretch", key="rag_latency_chart")
-        st.markdown("**Citations**")
+        st.plotly_chart(_latency_chart(a["latency_ms"]), width="stretch", key="rag_latency_chart")
+        st.markdown("**Citations**", help=_score_help(a["mode"], retrieval.rrf_k))
         for c in a["citations"]:
             mark = "✅ " if c["used"] else ""
             where = f" › {escape_markdown(c['heading_path'])}" if c["heading_path"] else ""
@@ -187,7 +210,11 @@ if history:
              "documents": ", ".join(c["doc_id"] for c in h["citations"] if c["used"]),
              "latency_ms": round(h["latency_ms"]["total"]), "provider": h["provider"]} for h in history]
     with st.expander(f"This session's questions ({len(rows)})"):
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+            "question": st.column_config.TextColumn(width=200), "answer": st.column_config.TextColumn(width=280),
+            "abstained": st.column_config.CheckboxColumn(width="small"),
+            "documents": st.column_config.TextColumn(width=120),
+            "latency_ms": st.column_config.NumberColumn("latency ms", width="small", format="%d")})
         d1, d2 = st.columns(2)
         d1.download_button("Answers (CSV)", dataframe_csv(pd.DataFrame(rows)), "answers.csv", "text/csv")
         d2.download_button("Answers with citations (JSON)", json.dumps(history, indent=2), "answers.json",

@@ -66,7 +66,14 @@ def test_rag_page_builds_the_index_and_answers(page):
     answer = next(m.value for m in at.markdown if m.value.startswith("#### "))
     assert "30 days" in answer.replace("\\", "")
     assert any("offline stand-in" in c.value for c in at.caption)
-    assert any("invoicing.md" in e.label for e in at.expander)
+    assert any("invoicing.md" in e.label and " · score " in e.label and " · relevance " in e.label
+               for e in at.expander)
+    # What a citation's score and relevance are, and their ranges: hybrid retrieval with rrf_k = 10 fuses two
+    # rankings, each giving at most 1/(10 + 1), so a score is at most 2/11 = 0.182.
+    citations = next(m for m in at.markdown if m.value == "**Citations**")
+    assert "reciprocal rank fusion" in citations.proto.help and "1/(10 + rank), from 0 to 0.182" in citations.proto.help
+    assert "cosine similarity" in citations.proto.help and "-1 to 1" in citations.proto.help
+    assert "cosine similarity" in next(m for m in at.metric if m.label == "Best relevance").help
     m = metrics(at)
     assert m["Cost"] == "$0.000000" and "ms" in m["Latency"]
     # Settings are saved in the workspace.
