@@ -24,6 +24,7 @@ PROVIDER_LABELS = {"openai": "OpenAI", "azure-openai": "Azure OpenAI", "together
 LATENCY_KEYS = ("embed_query_ms", "vector_search_ms")
 METRICS = ["monthly", "total", "cost_per_query", "latency"]
 MONEY = ("setup", "monthly", "per query", "total")
+OPTION_WIDTH = 190    # pixels: the longest option label, "Hybrid (fine-tune, then RAG)", in full
 TAB_CHOICES = {"est_tornado_a": "fine_tuning", "est_tornado_b": "rag", "est_tornado_metric": "monthly",
                "est_sweep_x": "queries", "est_sweep_y": "rag_top_k", "est_sweep_a": "fine_tuning", "est_sweep_b": "rag",
                "est_sweep_metric": "monthly"}
@@ -244,7 +245,7 @@ def _provider_of(model_id: str | None) -> str:
 def _provider_label(provider: str) -> str:
     ends = sorted({m.fine_tuning.new_jobs_end for m in book.models
                    if m.provider == provider and m.fine_tuning and m.fine_tuning.new_jobs_end})
-    closing = f" (no new jobs from {ends[0].isoformat()})" if ends else ""
+    closing = f" (jobs end {ends[0].isoformat()})" if ends else ""   # short: the closed box shows it whole
     return PROVIDER_LABELS.get(provider, provider) + closing
 
 
@@ -441,7 +442,7 @@ def _headline(current: scenario.Scenario, est: costs.Estimate, tables: dict) -> 
               f"{ft.epochs} epochs, {ft.billed_training_tokens:,.0f} tokens", delta_color="off", delta_arrow="off")
     _training_captions(current, ft)
     st.dataframe(tables["summary"], hide_index=True, width="stretch", column_config={
-        "option": st.column_config.TextColumn(pinned=True),
+        "option": st.column_config.TextColumn(pinned=True, width=OPTION_WIDTH),
         "setup": st.column_config.TextColumn(alignment="right"),
         "monthly": st.column_config.TextColumn(alignment="right", help="average over the horizon"),
         "per query": st.column_config.TextColumn(alignment="right", help="running cost per query"),
@@ -463,7 +464,7 @@ def _measured_table(est: costs.Estimate) -> None:
         side[column] = [f"{shown(a)} / {shown(b)}" for a, b in zip(side[e], side[m])]
     st.markdown("**Estimate and measurement** (from the Compare step)")
     st.dataframe(side, hide_index=True, width="stretch", column_order=["option", *MEASURED_PAIRS],
-                 column_config={"option": st.column_config.TextColumn(pinned=True), **{
+                 column_config={"option": st.column_config.TextColumn(pinned=True, width=OPTION_WIDTH), **{
                      c: st.column_config.TextColumn(c.split(":")[0], alignment="right", help=c)
                      for c in MEASURED_PAIRS}})
     st.caption(escape_markdown(  # provider names come from the providers' config

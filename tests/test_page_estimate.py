@@ -68,7 +68,7 @@ def test_defaults_worked_by_hand(estimate_page):
 def test_choosing_openai_warns_and_names_the_cheapest_lasting_alternative(estimate_page):
     at = estimate_page()
     at.date_input(key="est:start_date").set_value(dt.date(2026, 11, 29)).run()
-    assert "no new jobs from 2027-01-06" in at.selectbox(key="est_ft_provider").format_func("openai")
+    assert at.selectbox(key="est_ft_provider").format_func("openai") == "OpenAI (jobs end 2027-01-06)"
     at.selectbox(key="est_ft_provider").set_value("openai").run()
     assert at.selectbox(key="est:fine_tuning.model").value == "gpt-4o-mini"       # the provider's first model
     assert summary(at)["Fine-tuning"]["total"] == "$297.00"
