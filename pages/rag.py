@@ -10,6 +10,7 @@ import streamlit as st
 from pageshell import chat_model, current_workspace
 from workbench import charts, corpus, index, providers, rag
 from workbench.chunking import STRATEGY_LABELS, ChunkSettings
+from workbench.costs import format_usd
 from workbench.errors import WorkbenchError
 from workbench.exports import dataframe_csv
 from workbench.safe_text import escape_markdown
@@ -99,7 +100,9 @@ with st.container(border=True):
                                        progress=progress)
             bar.empty()
             cost = ("" if not report.embed_tokens else f" {report.embed_tokens:,} tokens embedded, cost "
-                    + ("unknown (no price)" if report.embed_cost_usd is None else f"${report.embed_cost_usd:.6f}") + ".")
+                    + ("unknown (no price)" if report.embed_cost_usd is None
+                       else escape_markdown(format_usd(report.embed_cost_usd)))   # $ would start LaTeX
+                    + ".")
             st.success(f"Indexed {report.documents} documents as {report.chunks} chunks in {report.seconds:.1f} s: "
                        f"{report.embedded} embedded, {report.reused} reused from the cache.{cost}")
             settings = index.load_settings(ws)
@@ -187,7 +190,7 @@ if history:
         else:
             st.caption(f"Answered by **{escape_markdown(a['provider'])}**"
                        + (", on this machine." if a["offline"] else "."))
-        cost = f"${a['cost_usd']:.6f}" if a["cost_usd"] is not None else "unknown"
+        cost = format_usd(a["cost_usd"]) if a["cost_usd"] is not None else "unknown"
         k1, k2, k3, k4 = st.columns(4)
         k1.metric("Latency", f"{a['latency_ms']['total']:,.0f} ms")
         k2.metric("Tokens in / out", f"{a['prompt_tokens']:,} / {a['output_tokens']:,}")

@@ -75,7 +75,7 @@ def test_rag_page_builds_the_index_and_answers(page):
     assert "cosine similarity" in citations.proto.help and "-1 to 1" in citations.proto.help
     assert "cosine similarity" in next(m for m in at.metric if m.label == "Best relevance").help
     m = metrics(at)
-    assert m["Cost"] == "$0.000000" and "ms" in m["Latency"]
+    assert m["Cost"] == "$0.00" and "ms" in m["Latency"]
     # Settings are saved in the workspace.
     at.slider(key="rag_top_k").set_value(6).run()
     assert index.load_settings(workspace.open_workspace("sample")).retrieval.top_k == 6
