@@ -63,6 +63,17 @@ settings = index.load_settings(ws)
 docs = corpus.documents(ws)
 meta = index.index_meta(ws)
 
+
+def _show_index_status(slot, meta) -> None:
+    if meta:
+        stale = index.index_is_stale(ws)
+        slot.caption(f"Built with {escape_markdown(meta['embedder_label'])}: {meta['chunks']} chunks from "
+                     f"{meta['documents']} documents, {'approximate HNSW' if meta['approximate'] else 'exact'} search"
+                     + (" · **documents changed since; rebuild**" if stale else ""))
+    else:
+        slot.caption("No index yet.")
+
+
 with st.container(border=True):
     st.markdown("**Index**")
     left, right = st.columns([4, 2])
@@ -77,13 +88,8 @@ with st.container(border=True):
         st.caption(f"Embedder: **{escape_markdown(embedder.label)}**"
                    + (" · runs offline" if embedder.offline else ""))
     with right:
-        if meta:
-            stale = index.index_is_stale(ws)
-            st.caption(f"Built with {escape_markdown(meta['embedder_label'])}: {meta['chunks']} chunks from "
-                       f"{meta['documents']} documents, {'approximate HNSW' if meta['approximate'] else 'exact'} search"
-                       + (" · **documents changed since; rebuild**" if stale else ""))
-        else:
-            st.caption("No index yet.")
+        index_status = st.empty()     # filled again after a build, so the line never contradicts it
+        _show_index_status(index_status, meta)
         build = st.button("Build index" if not meta else "Rebuild index", type="primary", disabled=not docs,
                           key="rag_build", width="stretch")
     if not docs:
@@ -107,6 +113,7 @@ with st.container(border=True):
                        f"{report.embedded} embedded, {report.reused} reused from the cache.{cost}")
             settings = index.load_settings(ws)
             meta = index.index_meta(ws)
+            _show_index_status(index_status, meta)
         except ValidationError as exc:
             st.error(exc.errors()[0]["msg"].removeprefix("Value error, "))
         except WorkbenchError as exc:

@@ -60,6 +60,8 @@ def test_rag_page_builds_the_index_and_answers(page):
     assert any("No index yet." in c.value for c in at.caption)
     at.button(key="rag_build").click().run()
     assert any(s.value.startswith("Indexed ") and "embedded" in s.value for s in at.success)
+    assert not any("No index yet." in c.value for c in at.caption)     # the status line follows the build
+    assert any(c.value.startswith("Built with ") and " chunks from 28 documents" in c.value for c in at.caption)
     at.text_input(key="rag_question").set_value("When are new invoices due by default?")
     next(b for b in at.button if b.label == "Ask").click().run()
     assert not at.exception
