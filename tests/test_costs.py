@@ -385,7 +385,7 @@ def test_prefill_from_decide_and_measured_data():
     assert s.fine_tuning.retrains_per_year == 52 and s.rag.monthly_churn == 0.5
     assert s.rag.corpus_tokens == 123_456
     assert (s.fine_tuning.training_examples, s.fine_tuning.tokens_per_example, s.output_tokens) == (87, 321.5, 120)
-    assert "Queries per month: 2,000,000 (from your Decide answers: query_volume = high)" in p.notes
+    assert "Queries per month: 2,000,000 (from your Decide answer “Over 1 million” to “How many queries a month do you expect?”)" in p.notes
     assert "Training examples: 87 (measured from the workspace's 87 answered pairs)" in p.notes
     assert p.sources["fine_tuning.tokens_per_example"] == "measured on the workspace's 87 answered pairs"
     assert p.sources["prompt_tokens"] == "default"
@@ -424,8 +424,9 @@ def test_prefill_without_pairs_says_fine_tuning_is_costed_at_the_default():
                            "question/answer pairs yet.")
     assert p.sources["fine_tuning.training_examples"] == "default; the workspace has no question/answer pairs yet"
     decided = scenario.explain_prefill(make(), {"training_examples": "thousands"}, None)
-    assert decided.notes == ["Fine-tuning is costed at 3,000 training examples (from your Decide answers: "
-                             "training_examples = thousands): the workspace has no question/answer pairs yet."]
+    assert decided.notes == ["Fine-tuning is costed at 3,000 training examples (from your Decide answer “Thousands or "
+                             "more” to “How many high-quality examples (input and ideal output) do you have or could "
+                             "write?”): the workspace has no question/answer pairs yet."]
 
 
 @pytest.mark.parametrize("amount, shown", [

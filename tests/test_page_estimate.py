@@ -148,8 +148,8 @@ def test_prefilled_from_decide_answers(app_test):
     at.switch_page("pages/estimate.py").run()
     assert at.number_input(key="est:queries_per_month").value == 2_000_000
     assert at.number_input(key="est:fine_tuning.training_examples").value == 3000
-    assert "↳ from your Decide answers: query_volume = high" in captions(at)
-    assert "Queries per month: 2,000,000 (from your Decide answers: query_volume = high)" in captions(at)
+    assert "↳ from your Decide answer “Over 1 million” to “How many queries a month do you expect?”" in captions(at)
+    assert "Queries per month: 2,000,000 (from your Decide answer “Over 1 million” to “How many queries a month do you expect?”)" in captions(at)
 
 
 def test_the_sample_is_prefilled_where_its_data_is_representative_and_costs_one_training_figure(app_test):

@@ -61,7 +61,8 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
             s = scenario.Scenario.model_validate(working)
             est_notes = ["The scenario saved on the Estimate page."]
         else:
-            s, est_notes = scenario.prefill(scenario.default_scenario(), answers, corpus.data_stats(ws))
+            filled = scenario.prefill_workspace(ws)      # measured as the Estimate page measures it
+            s, est_notes = filled.scenario, filled.notes
         est = costs.estimate(s, book)
     except (WorkbenchError, ValueError) as exc:
         est_error = str(exc)

@@ -213,7 +213,7 @@ class Prefill:
     """A prefilled scenario, where each prefilled figure came from, and a sentence per figure worth reading."""
 
     scenario: Scenario
-    sources: dict[str, str] = field(default_factory=dict)   # dotted path -> "default", "from your Decide answers: ..."
+    sources: dict[str, str] = field(default_factory=dict)   # dotted path -> "default", "from your Decide answer ..."
     notes: list[str] = field(default_factory=list)
 
 
@@ -268,7 +268,7 @@ def explain_prefill(base: Scenario, answers: Mapping[str, str] | None = None, da
 
     for qid, aid in (answers or {}).items():
         for path, value in _leaves(cfg.prefill.get(qid, {}).get(aid) or {}):
-            put(path, value, f"from your Decide answers: {qid} = {aid}")
+            put(path, value, f"from your Decide answer {_answer_words(qid, aid)}")
     data = data or DataStats()
     if data.corpus_tokens is not None:
         put("rag.corpus_tokens", data.corpus_tokens, "measured on the workspace's documents")
@@ -308,6 +308,17 @@ def explain_prefill(base: Scenario, answers: Mapping[str, str] | None = None, da
         shown["rag.vector_store"] += ", in the app's process"
     notes = [f"{FIELD_LABELS.get(path, path)}: {shown[path]} ({sources[path]})" for path in touched] + last
     return Prefill(Scenario.model_validate(values), sources, notes)
+
+
+def _answer_words(qid: str, aid: str) -> str:
+    """A Decide answer as the questionnaire words it: “answer” to “question” (ids if the question is gone)."""
+    from . import decision
+
+    try:
+        q = decision.load_decision_config().question(qid)
+        return f"“{q.answer(aid).label}” to “{q.text}”"
+    except StopIteration:
+        return f"{qid} = {aid}"
 
 
 def prefill(base: Scenario, answers: Mapping[str, str] | None = None, data: DataStats | None = None,

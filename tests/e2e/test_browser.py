@@ -110,6 +110,31 @@ CHART_LABELS_JS = """() => {
 }"""
 
 
+# The tables on the page in view: the column headers each shows (a data grid lists only the columns it draws)
+# and whether any of its columns lies beyond its right edge.
+TABLE_COLUMNS_JS = """() => Array.from(document.querySelectorAll('[data-testid=stDataFrame], [data-testid=stTable]'))
+  .filter(t => t.getBoundingClientRect().width > 0).map(t => {
+    const box = t.getBoundingClientRect(), grid = t.querySelector('.dvn-scroller');
+    const heads = Array.from(t.querySelectorAll('th, [role=columnheader]'));
+    const cut = grid ? grid.scrollWidth > grid.clientWidth + 1
+                     : heads.some(h => h.getBoundingClientRect().right > Math.min(box.right, window.innerWidth) + 1);
+    return {headers: heads.map(h => h.textContent.trim()), cut: cut};
+  })"""
+
+
+def _columns_in_view(page, *columns: str, whole: bool = True) -> None:
+    """A table on the page shows these columns in the viewport (and, if whole, every column it has)."""
+    for table in page.locator("[data-testid=stDataFrame], [data-testid=stTable]").all():
+        if table.is_visible():                 # not those in a closed expander or another tab
+            table.scroll_into_view_if_needed()
+    for _ in range(30):                        # a data grid draws its headers a moment after it scrolls in
+        page.wait_for_timeout(500)
+        tables = page.evaluate(TABLE_COLUMNS_JS)
+        if [t for t in tables if set(columns) <= set(t["headers"]) and not (whole and t["cut"])]:
+            return
+    raise AssertionError(f"no table shows {columns} in view: {tables}")
+
+
 def _open(browser, url: str, path: str = ""):
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
     page.set_default_timeout(120_000)
@@ -128,6 +153,7 @@ def test_walk_every_step(server, browser):
     page.get_by_role("button", name="Apply preset").click()
     page.get_by_text("Confidence clear").wait_for()
     assert page.get_by_role("heading", name="RAG", exact=True).count() == 1
+    _columns_in_view(page, "points", "answer", "question")      # what drove it: answers and points in view
     _shot(page, "1-decide")
 
     # Estimate: move a slider and see the figures follow.
@@ -144,6 +170,8 @@ def test_walk_every_step(server, browser):
     while _saved_top_k(home) != before + 4 and time.time() < deadline:
         page.wait_for_timeout(500)
     assert _saved_top_k(home) == before + 4  # the page answered each move and saved the scenario
+    _columns_in_view(page, "option", "setup", "monthly", "per query", "total", "latency ms")
+    _columns_in_view(page, "option", "hosting", "inference")   # the cost breakdown
     _shot(page, "2-estimate")
 
     # RAG: build the index and ask.
@@ -174,9 +202,14 @@ def test_walk_every_step(server, browser):
     page.get_by_role("button", name="Run comparison").click()
     page.get_by_text("questions in this run", exact=False).wait_for(timeout=600_000)
     page.get_by_text("tiny local models in this run", exact=False).first.wait_for()
+    page.get_by_role("tab", name="Per question").click()
+    _columns_in_view(page, "question", "RAG", "Fine-tuned", whole=False)   # the arms that matter first
     page.get_by_role("button", name="Send measured figures to Estimate").click()
     page.get_by_text("Sent measured latency").wait_for()
     _shot(page, "5-compare")
+    page.get_by_role("link", name="Estimate").click()
+    page.get_by_text("Estimate and measurement").wait_for()
+    _columns_in_view(page, "option", "latency ms", "$ per query", "prompt tokens")   # estimate beside measurement
 
     # Report: the verdict in three parts, then the memo in Markdown and in HTML.
     page.get_by_role("link", name="Report").click()
