@@ -73,13 +73,13 @@ def test_nothing_yet_and_no_answers():
 def test_break_even_sentences():
     month = BreakEven("fine_tuning", "rag", cheaper_at_start="rag", cheaper_at_end="fine_tuning", month=3,
                       monthly_queries=40_000.0)
-    assert verdict.break_even_sentence(month, 100_000, 12) == \
+    assert costs.break_even_sentence(month, 100_000, 12) == \
         "Fine-tuning becomes cheaper than RAG from month 3 at 100,000 queries a month."
     volume = BreakEven("fine_tuning", "rag", "rag", "rag", None, 1_278_656.0)
-    assert verdict.break_even_sentence(volume, 100_000, 12) == \
+    assert costs.break_even_sentence(volume, 100_000, 12) == \
         "Fine-tuning would cost less than RAG over 12 months above 1,278,656 queries a month (now 100,000)."
     never = BreakEven("fine_tuning", "hybrid_sequential", "fine_tuning", "fine_tuning", None, None)
-    assert verdict.break_even_sentence(never, 100_000, 12) == \
+    assert costs.break_even_sentence(never, 100_000, 12) == \
         "Fine-tuning stays cheaper than Hybrid (fine-tune, then RAG) at any volume over 12 months."
 
 

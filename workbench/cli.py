@@ -218,7 +218,7 @@ def index_cmd(ws_name: str, chunking: str | None, max_tokens: int | None, overla
     embedder = providers.get_embedder()
     report = index.build_index(ws, embedder, settings.index.model_copy(update={"chunking": chunk_settings}),
                                progress=_say_progress)
-    cost = "unknown (no price for the model)" if report.embed_cost_usd is None else f"${report.embed_cost_usd:.6f}"
+    cost = "unknown (no price for the model)" if report.embed_cost_usd is None else costs.format_usd(report.embed_cost_usd)
     click.echo(f"indexed {report.documents} documents as {report.chunks} chunks with {report.embedder}: "
                f"{report.embedded} embedded, {report.reused} reused from cache, {report.seconds:.1f} s"
                + (" (approximate HNSW index)" if report.approximate else "")
@@ -334,7 +334,7 @@ def finetune_check(ws_name: str, model: str | None, file_: str | None, as_json: 
             click.echo(f"  {f.severity.upper():<8}{f.check}: {f.message}{rows}")
         t = report.total_tokens
         click.echo(f"tokens per example: min {t.min:g}, median {t.median:g}, mean {t.mean:g}, p90 {t.p90:g}, max {t.max:g}")
-        cost = "unknown" if preview.training_cost_usd is None else f"${preview.training_cost_usd:,.2f}"
+        cost = "unknown" if preview.training_cost_usd is None else costs.format_usd(preview.training_cost_usd)
         click.echo(f"{model}: {preview.epochs} epochs, {preview.billed_tokens:,} billed tokens, {cost} ({preview.price_note})")
         for c in preview.cautions:
             click.echo(f"{c.level.upper()}: {c.message}")
@@ -845,15 +845,7 @@ def estimate(scenario_file: str | None, preset: str | None, as_json: bool, ws_na
                f"{costs.format_usd(ft.training_cost_usd)} per training run")
     click.echo("Break-even:")
     for b in est.break_even:
-        la, lb = costs.OPTION_LABELS[b.a], costs.OPTION_LABELS[b.b]
-        if b.month:
-            later = b.a if b.cheaper_at_start == b.b else b.b
-            when = f"{costs.OPTION_LABELS[later]} is cheaper in total from month {b.month}"
-        else:
-            when = "no crossing within the horizon"
-        volume = (f"totals equal at {b.monthly_queries:,.0f} queries/month" if b.monthly_queries is not None
-                  else "totals never equal at any volume")
-        click.echo(f"  {la} vs {lb}: {when}; {volume}")
+        click.echo(f"  {costs.break_even_sentence(b, s.queries_per_month, s.months)}")
     for w in est.warnings:
         click.echo(f"{w.level.upper()}: {w.message}")
     if tornado_pair:

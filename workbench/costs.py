@@ -383,6 +383,26 @@ def format_usd(x: float | None) -> str:
     return f"{sign}${amount:.{decimals}f}"
 
 
+def break_even_sentence(b: BreakEven, queries_per_month: float, months: int) -> str:
+    """A break-even as a sentence: from which month, or above or below which volume, the order of cost flips."""
+    la, lb = OPTION_LABELS[b.a], OPTION_LABELS[b.b]
+    if b.month:
+        later = OPTION_LABELS[b.a if b.cheaper_at_start == b.b else b.b]
+        other = lb if later == la else la
+        return f"{later} becomes cheaper than {other} from month {b.month} at {queries_per_month:,.0f} queries a month."
+    if b.monthly_queries is None:
+        cheaper = OPTION_LABELS.get(b.cheaper_at_end or "", "")
+        if not cheaper:
+            return f"{la} and {lb} cost the same at any volume."
+        other = lb if cheaper == la else la
+        return f"{cheaper} stays cheaper than {other} at any volume over {months} months."
+    now = OPTION_LABELS.get(b.cheaper_at_end or "", la)
+    other = lb if now == la else la
+    side = "above" if queries_per_month < b.monthly_queries else "below"
+    return (f"{other} would cost less than {now} over {months} months {side} {b.monthly_queries:,.0f} queries a "
+            f"month (now {queries_per_month:,.0f}).")
+
+
 def _cheaper(a: str, b: str, va: float, vb: float) -> str | None:
     if math.isclose(va, vb, rel_tol=1e-12, abs_tol=1e-9):
         return None

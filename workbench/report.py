@@ -95,7 +95,7 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
 
 
 def _break_even(e: costs.Estimate) -> list[str]:
-    return [verdict.break_even_sentence(b, e.scenario["queries_per_month"], e.scenario["months"]) for b in e.break_even]
+    return [costs.break_even_sentence(b, e.scenario["queries_per_month"], e.scenario["months"]) for b in e.break_even]
 
 
 def _num(x: Any, fmt: str = ".3f") -> str:

@@ -180,26 +180,6 @@ def _quality(summary: Mapping[str, Any] | None, fit: str | None) -> tuple[Part, 
     return Part("Measured quality", favours, text, counts=counts), c, caveats
 
 
-def break_even_sentence(b: costs.BreakEven, queries_per_month: float, months: int) -> str:
-    """A break-even as a sentence: from which month, or above or below which volume, the order of cost flips."""
-    la, lb = costs.OPTION_LABELS[b.a], costs.OPTION_LABELS[b.b]
-    if b.month:
-        later = costs.OPTION_LABELS[b.a if b.cheaper_at_start == b.b else b.b]
-        other = lb if later == la else la
-        return f"{later} becomes cheaper than {other} from month {b.month} at {queries_per_month:,.0f} queries a month."
-    if b.monthly_queries is None:
-        cheaper = costs.OPTION_LABELS.get(b.cheaper_at_end or "", "")
-        if not cheaper:
-            return f"{la} and {lb} cost the same at any volume."
-        other = lb if cheaper == la else la
-        return f"{cheaper} stays cheaper than {other} at any volume over {months} months."
-    now = costs.OPTION_LABELS.get(b.cheaper_at_end or "", la)
-    other = lb if now == la else la
-    side = "above" if queries_per_month < b.monthly_queries else "below"
-    return (f"{other} would cost less than {now} over {months} months {side} {b.monthly_queries:,.0f} queries a "
-            f"month (now {queries_per_month:,.0f}).")
-
-
 def _questions_needed(c: Mapping[str, Any]) -> int | None:
     """Questions for a gap of this size to clear zero if the spread per question stays as measured."""
     half = (c["ci_high"] - c["ci_low"]) / 2
@@ -250,7 +230,7 @@ def build(cfg: decision.DecisionConfig, rec: decision.Recommendation | None, est
         rivals |= {"rag" if option != "rag" else "fine_tuning"}
         for b in est.break_even:
             if option in (b.a, b.b) and ({b.a, b.b} - {option}) & rivals:
-                would_change.append(break_even_sentence(b, s["queries_per_month"], s["months"]))
+                would_change.append(costs.break_even_sentence(b, s["queries_per_month"], s["months"]))
     if gap:
         needed = _questions_needed(gap)
         a, b = summary[gap["a"]]["label"], summary[gap["b"]]["label"]
