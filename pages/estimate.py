@@ -456,11 +456,16 @@ MEASURED_PAIRS = {"latency ms: estimate / measured": ("latency ms (estimate)", "
                   "prompt tokens: estimate / measured": ("prompt tokens (estimate)", "prompt tokens (measured)")}
 
 
+def _count(x: float | None) -> str:
+    """A latency or token figure; an arm with no successful answer has none."""
+    return "n/a" if x is None or pd.isna(x) else f"{x:,.0f}"
+
+
 def _measured_table(est: costs.Estimate) -> None:
     """The estimate beside what Compare measured, each figure as "estimate / measured" so the table fits."""
     side = pd.DataFrame(costs.estimate_vs_measured(est, measured))
     for column, (e, m) in MEASURED_PAIRS.items():
-        shown = costs.format_usd if column.startswith("$") else "{:,.0f}".format
+        shown = costs.format_usd if column.startswith("$") else _count
         side[column] = [f"{shown(a)} / {shown(b)}" for a, b in zip(side[e], side[m])]
     st.markdown("**Estimate and measurement** (from the Compare step)")
     st.dataframe(side, hide_index=True, width="stretch", column_order=["option", *MEASURED_PAIRS],

@@ -118,9 +118,11 @@ with p2:
     k3.metric("Training cost", "unknown" if cost.training_cost_usd is None else
               costs.format_usd(cost.training_cost_usd))
     # names the model (a custom price's id is typed in)
-    st.caption(escape_markdown(f"{cost.basis.capitalize()} x {cost.epochs} epochs = {cost.billed_tokens:,} billed "
-                               f"tokens; {cost.price_note}. The Estimate page shows the same preview for the model "
-                               "it plans with."))
+    per_example = cost.billed_tokens / (cost.examples * cost.epochs) if cost.examples and cost.epochs else 0
+    st.caption(escape_markdown(f"{cost.basis.capitalize()}, {per_example:,.0f} tokens each on average, x "
+                               f"{cost.epochs} epochs = {cost.billed_tokens:,} billed tokens in total; "
+                               f"{cost.price_note}. The Estimate page shows the same preview for the model it plans "
+                               "with."))
     for c in cost.cautions:
         {"error": st.error, "warning": st.warning, "info": st.info}[c.level](escape_markdown(c.message))
 

@@ -1,6 +1,8 @@
 """Report: the verdict and the decision memo for stakeholders, and a notebook that reproduces the analysis."""
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from pageshell import current_workspace
@@ -56,9 +58,9 @@ c1, c2, c3 = st.columns(3)
 c1.download_button("Memo (Markdown)", full_md, f"decision-memo-{ws.name}.md", "text/markdown", width="stretch",
                    key="report_md")
 if c2.button("Prepare the HTML memo", width="stretch", key="report_prepare_html"):
-    st.session_state.report_html = report.to_html(data)
-if "report_html" in st.session_state:
-    c2.download_button("Memo (HTML, interactive charts)", st.session_state.report_html,
+    st.session_state.report_html = (stamp, report.to_html(data))
+if st.session_state.get("report_html", (None,))[0] == stamp:      # never a memo of other figures
+    c2.download_button("Memo (HTML, interactive charts)", st.session_state.report_html[1],
                        f"decision-memo-{ws.name}.html", "text/html", width="stretch", key="report_html_download")
 c3.download_button("Notebook (.ipynb)", _notebook(ws, stamp), f"workbench-{ws.name}.ipynb",
                    "application/x-ipynb+json", width="stretch", key="report_notebook")
@@ -70,4 +72,5 @@ if data.risks:
             st.warning(escape_markdown(r))  # may name models, documents, the team's answers
 
 st.divider()
-st.markdown(markdown)  # user text is shown as text: Streamlit does not render raw HTML in Markdown
+# user text is shown as text (Streamlit renders no raw HTML in Markdown); a $ not yet escaped would start LaTeX
+st.markdown(re.sub(r"(?<!\\)\$", r"\\$", markdown))

@@ -410,6 +410,9 @@ def test_prefill_keeps_figures_that_cannot_stand_for_production():
     # Inference 100k x (200 + 4 x 512) x $0.15 + 150 x $0.60 per 1M = $42.72, query embedding $0.10,
     # re-embedding 10 % of 14,253 tokens at $0.02/1M.
     assert rag.monthly_cost_usd == pytest.approx(42.72 + 0.10 + 0.1 * 14_253 * 0.02 / 1e6)
+    # Prefilled again after the corpus grew past 20M tokens: the index needs its machine again.
+    grown = scenario.explain_prefill(s, {}, scenario.DataStats(corpus_tokens=30_000_000)).scenario
+    assert not grown.rag.in_process_index and costs.estimate(grown).options["rag"].monthly_by_component["vector store"] > 0
     # Twelve pairs are too few to plan on: the default count stays, and says why.
     few = scenario.explain_prefill(make(), {}, scenario.DataStats(training_examples=12, tokens_per_example=500))
     assert few.scenario.fine_tuning.training_examples == 500
@@ -433,7 +436,8 @@ def test_prefill_without_pairs_says_fine_tuning_is_costed_at_the_default():
     (7008.333, "$7,008.33"), (0.10, "$0.10"), (0.35, "$0.35"), (0, "$0.00"), (None, "n/a"),
     # two significant figures below ten cents: a per-query cost of 2.4 hundredths of a cent, not $0.000000
     (0.00024, "$0.00024"), (0.0667, "$0.067"), (0.002434, "$0.0024"), (1.2e-6, "$0.0000012"),
-    (0.0996, "$0.10"), (0.000996, "$0.0010"), (-0.0024, "-$0.0024"), (-5, "-$5.00"), (1e-13, "$0.00")])
+    (0.0996, "$0.10"), (0.000996, "$0.0010"), (-0.0024, "-$0.0024"), (-5, "-$5.00"), (1e-13, "$0.00"),
+    (float("nan"), "n/a")])
 def test_format_usd_shows_significant_figures(amount, shown):
     assert costs.format_usd(amount) == shown
 

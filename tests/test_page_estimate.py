@@ -180,7 +180,9 @@ def test_the_sample_is_prefilled_where_its_data_is_representative_and_costs_one_
     assert own in captions(at)
     at.switch_page("pages/finetune.py").run()
     assert {m.label: m.value for m in at.metric}["Training cost"] == "$0.099"
-    assert any(c.startswith("All 245 answered pairs (no split yet) x 3 epochs = 32,958 billed tokens")
+    # 32,958 / (245 x 3) = 44.8 tokens an example
+    assert any(c.startswith("All 245 answered pairs (no split yet), 45 tokens each on average, x 3 epochs = "
+                            "32,958 billed tokens in total")
                for c in captions(at))
     # After the split both count the train side, and say so.
     splits.make_split(ws)
@@ -188,7 +190,7 @@ def test_the_sample_is_prefilled_where_its_data_is_representative_and_costs_one_
     basis = next(c for c in captions(at) if c.startswith("Train side of the split:"))
     cost = {m.label: m.value for m in at.metric}["Training cost"]
     at.switch_page("pages/estimate.py").run()
-    assert any(basis.split(" x ")[0].lower() in c and c.endswith(f"{cost} with gpt-4o-mini.") for c in captions(at))
+    assert any(basis.split(", ")[0].lower() in c and c.endswith(f"{cost} with gpt-4o-mini.") for c in captions(at))
 
 
 def test_save_and_compare_scenarios(estimate_page):
@@ -278,3 +280,21 @@ def test_model_speeds_measured_on_this_machine_fill_the_latency_inputs(app_test)
     assert any("measured on this machine with SmolLM2-135M-Instruct" in c.value for c in at.caption)
     saved = scenario.Scenario.model_validate(ws.get_state("estimate_working"))
     assert saved.latency.rag_model.output_tokens_per_s == 100 and saved.latency.rag_model.ttft_ms == 40
+
+
+def test_measured_figures_an_arm_could_not_give_read_n_a(app_test):
+    from workbench import evaluation
+
+    ws = workspace.open_workspace("gaps", create=True)
+    ws.set_state(evaluation.MEASURED_KEY, {      # the fine-tuned arm failed on every question; RAG is unpriced
+        "rag": {"provider": "gpt-4o-mini (OpenAI-compatible)", "latency_ms_p50": 900.0, "prompt_tokens": 800.0,
+                "cost_per_query_usd": None},
+        "fine_tuning": {"provider": "ft:gpt-4o-mini:acme::x1 (OpenAI-compatible)", "latency_ms_p50": None,
+                        "prompt_tokens": None, "cost_per_query_usd": None}})
+    at = app_test("gaps").run()
+    at.switch_page("pages/estimate.py").run()
+    assert not at.exception
+    side = next(d for d in at.dataframe if "latency ms p50 (measured)" in d.value.columns).value.set_index("option")
+    assert side.loc["Fine-tuning", "latency ms: estimate / measured"].endswith(" / n/a")
+    assert side.loc["RAG", "latency ms: estimate / measured"].endswith(" / 900")
+    assert side.loc["RAG", "$ per query: estimate / measured"].endswith(" / n/a")

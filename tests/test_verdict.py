@@ -66,8 +66,23 @@ def test_nothing_yet_and_no_answers():
     v = verdict.build(CFG, None, None, "no scenario", None)
     assert v.option is None and v.why.startswith("No verdict yet")
     assert all(p.favours is None for p in v.parts)
-    v = verdict.build(CFG, None, _estimate(), None, None)
-    assert v.option == "rag" and v.why.startswith("RAG: only cost speaks so far")
+    v = verdict.build(CFG, None, _estimate(), None, None)       # cost alone does not make a verdict
+    assert v.option is None and v.why.startswith("No verdict yet: the Decide questions are not answered")
+    assert v.why.endswith("On cost alone, RAG is the cheapest in the scenario.")
+
+
+def test_small_and_contaminated_runs_are_said_as_they_are():
+    rec = decision.recommend(CFG, CFG.preset("support_bot").answers)
+    small = _summary(0.4, 0.2, 0.2, float("nan"), float("nan"), n=3)
+    for arm in ("rag", "ft"):
+        small[arm]["metrics"].update(f1_ci_low=None, f1_ci_high=None)    # below metrics.MIN_N: no interval
+    small["run"]["state"] = "stopped"
+    text = verdict.build(CFG, rec, _estimate(), None, small).parts[2].text
+    assert "RAG F1 0.40 (no interval: fewer than 5 questions) (n = 3)" in text
+    assert "+0.20 (no interval: fewer than 5 questions) on 3 questions" in text
+    assert "The run is stopped: not every question has its answers yet." in text
+    dirty = verdict.build(CFG, rec, _estimate(), None, _summary(0.4, 0.2, 0.2, 0.1, 0.3, contaminated=True))
+    assert "some of which a model was trained on" in dirty.parts[2].text and not dirty.parts[2].counts
 
 
 def test_break_even_sentences():
@@ -89,4 +104,8 @@ def test_latency_is_compared_only_for_the_model_estimated():
     assert not verdict.latency_comparable("rag", SMOL, s)
     assert not verdict.latency_comparable("rag", EXTRACTIVE, s)
     assert not verdict.latency_comparable("fine_tuning", "gpt-4o-mini (OpenAI-compatible)", s)
+    assert not verdict.latency_comparable("rag", "gpt-4o-mini-2024-07-18-nano (OpenAI-compatible)", s)
+    s["fine_tuning"]["model"] = "gpt-4o-mini"
+    assert verdict.latency_comparable("fine_tuning", "ft:gpt-4o-mini-2024-07-18:acme::x1 (OpenAI-compatible)", s)
+    assert not verdict.latency_comparable("rag", "gpt-4o (OpenAI-compatible)", {**s, "rag": {"model": "gpt-4o-mini"}})
     assert verdict.stand_in("LoRA ft-1 of SmolLM2-135M-Instruct, local (transformers + peft)") == "a tiny local model"

@@ -370,7 +370,7 @@ class Estimate:
 def format_usd(x: float | None) -> str:
     """Dollars for people: cents from ten cents up ($7,008.33, $0.10), two significant figures below
     ($0.067, $0.00024), so a small per-query or training cost never reads as $0.000000."""
-    if x is None:
+    if x is None or math.isnan(x):      # NaN: a table's missing figure
         return "n/a"
     sign, amount = ("-" if x < 0 else ""), abs(x)
     if amount < 1e-10:   # below a ten-billionth of a dollar (a token costs far more): rounding noise

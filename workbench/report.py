@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import charts, corpus, costs, decision, evaluation, finetune, pricing, scenario, synthetic, verdict
@@ -43,7 +44,16 @@ def inputs_stamp(ws: Workspace) -> tuple:
     from .config import config_dir
 
     files = [ws.db_path, ws.db_path.with_name(ws.db_path.name + "-wal"), *sorted(config_dir().glob("*.yaml"))]
-    return (str(ws.path),) + tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else None for f in files)
+
+    def stamp(f: Path) -> tuple[int, int] | None:
+        try:
+            st = f.stat()
+        except FileNotFoundError:             # the write-ahead log goes when its last connection closes
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    # today's date too: the memo is dated, and lifecycle cautions move with the calendar
+    return (str(ws.path), dt.date.today().isoformat()) + tuple(stamp(f) for f in files)
 
 
 def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
@@ -68,6 +78,8 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
         est_error = str(exc)
     runs = [r for r in evaluation.runs(ws) if r["results"]]
     comparison = evaluation.summarize(ws, runs[0]["id"]) if runs else None
+    if comparison:
+        comparison["run"]["state"] = runs[0]["state"]        # the verdict says when a run is not finished
     measured = evaluation.measured_figures(ws)
     vs = costs.estimate_vs_measured(est, measured) if est and measured else []
     risks = [w.message for w in (est.warnings if est else []) if w.level in ("error", "warning")]

@@ -277,6 +277,9 @@ def explain_prefill(base: Scenario, answers: Mapping[str, str] | None = None, da
             put("rag.vector_store", rules.in_process_store, why)
             put("rag.in_process_index", True, why)
             touched.pop("rag.in_process_index")   # one note says both
+        elif _get(values, "rag.in_process_index"):
+            put("rag.in_process_index", False, f"a {data.corpus_tokens:,}-token corpus is more than the app's "
+                f"process holds ({rules.in_process_max_corpus_tokens:,} at most): the index needs its machine")
     if data.prompt_tokens is not None:
         put("prompt_tokens", data.prompt_tokens, "measured on the workspace's questions")
     pairs = data.training_examples or 0

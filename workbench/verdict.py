@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from . import costs, decision
 from .evaluation import ESTIMATE_OPTION, FROZEN
+from .metrics import MIN_N
 
 PARTS = ("Fit", "Cost and latency", "Measured quality")
 ARM_OF_OPTION = {option: arm for arm, option in ESTIMATE_OPTION.items()}
@@ -56,7 +57,8 @@ def latency_comparable(option: str, provider: str, scenario: Mapping[str, Any]) 
     model = provider.split(" (")[0]
     estimated = {"rag": [scenario["rag"]["model"]], "fine_tuning": [scenario["fine_tuning"]["model"]]}
     estimated["hybrid_sequential"] = estimated["hybrid_routing"] = estimated["rag"] + estimated["fine_tuning"]
-    return any(m and (m in model or model in m) for m in estimated.get(option, []))
+    # the same id, or a fine-tuned one made from it (ft:gpt-4o-mini-2024-07-18:org::id for gpt-4o-mini)
+    return any(m and (model == m or model.startswith((f"ft:{m}:", f"ft:{m}-"))) for m in estimated.get(option, []))
 
 
 def _label(option: str | None, cfg: decision.DecisionConfig) -> str:
@@ -128,17 +130,24 @@ def _comparison(summary: Mapping[str, Any], a: str, b: str) -> dict[str, Any] | 
     return None
 
 
+def _interval(low: float | None, high: float | None, fmt: str = ".2f") -> str:
+    """A 95 % interval, or why there is none (fewer questions than an interval needs)."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return f"(no interval: fewer than {MIN_N} questions)"
+    return f"[{low:{fmt}}, {high:{fmt}}]"
+
+
 def _arm_figure(summary: Mapping[str, Any], arm: str) -> str:
     m = summary[arm]["metrics"]
     if m.get("f1") is None:
         return f"{summary[arm]['label']} F1 n/a (n = 0)"
-    return (f"{summary[arm]['label']} F1 {m['f1']:.2f} [{m['f1_ci_low']:.2f}, {m['f1_ci_high']:.2f}] "
+    return (f"{summary[arm]['label']} F1 {m['f1']:.2f} {_interval(m['f1_ci_low'], m['f1_ci_high'])} "
             f"(n = {m['f1_n']})")
 
 
 def _gap(c: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     return (f"{summary[c['a']]['label']} − {summary[c['b']]['label']}: {c['difference']:+.2f} "
-            f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] on {c['questions']} questions")
+            f"{_interval(c['ci_low'], c['ci_high'], '+.2f')} on {c['questions']} questions")
 
 
 def _quality(summary: Mapping[str, Any] | None, fit: str | None) -> tuple[Part, dict[str, Any] | None, list[str]]:
@@ -158,7 +167,10 @@ def _quality(summary: Mapping[str, Any] | None, fit: str | None) -> tuple[Part, 
         max((a for a in scored if a != best), key=lambda a: summary[a]["metrics"]["f1"])
     c = _comparison(summary, best, rival)
     figures = "; ".join(_arm_figure(summary, a) for a in scored)
-    text = f"On {run['questions']} test questions no model was trained or tuned on: {figures}."
+    clean = "no model was trained or tuned on" if not run["contaminated"] else "some of which a model was trained on"
+    text = f"On {run['questions']} test questions {clean}: {figures}."
+    if run.get("state") not in (None, "complete"):
+        text += f" The run is {run['state']}: not every question has its answers yet."
     caveats = []
     named = list(dict.fromkeys(summary[a]["provider"] for a in scored if stand_in(summary[a]["provider"] or "")))
     counts = not named and not run["contaminated"]
@@ -196,7 +208,10 @@ def build(cfg: decision.DecisionConfig, rec: decision.Recommendation | None, est
     cost, cost_caveats = _cost(est, est_error, measured or {}, cfg)
     quality, gap, quality_caveats = _quality(summary, fit.favours)
     weak_fit = rec is None or rec.confidence in ("narrow", "tie")
-    if fit.favours and not weak_fit:
+    if rec is None:
+        option, basis = None, ("the Decide questions are not answered, and the fit is what cost and measured "
+                               "quality are weighed against")
+    elif fit.favours and not weak_fit:
         option, basis = fit.favours, "the fit is " + rec.confidence
     elif quality.favours and quality.counts:
         option, basis = quality.favours, "measured quality decides where the fit is " + (rec.confidence if rec else "unknown")
@@ -204,8 +219,6 @@ def build(cfg: decision.DecisionConfig, rec: decision.Recommendation | None, est
         option, basis = cost.favours, "cost breaks the tie in fit"
     elif fit.favours:
         option, basis = fit.favours, "the fit is narrow"
-    elif cost.favours:
-        option, basis = cost.favours, "only cost speaks so far"
     else:
         option, basis = None, "there is no evidence yet"
     label = _label(option, cfg)
@@ -242,6 +255,8 @@ def build(cfg: decision.DecisionConfig, rec: decision.Recommendation | None, est
                                 f"gap and spread measured, about {needed:,} questions would be needed "
                                 f"(now {gap['questions']}).")
     why = (f"{label}: {basis}." if option else "No verdict yet: " + basis + ".")
+    if not option and cost.favours:
+        why += f" On cost alone, {_label(cost.favours, cfg)} is the cheapest in the scenario."
     if option and agree:
         why += f" {len(agree)} of {len(PARTS)} parts agree."
     return Verdict(option, label, why, [fit, cost, quality], agree, disagree, would_change,
