@@ -141,3 +141,15 @@ def test_config_dir_can_be_overridden(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CONFIG_DIR", str(tmp_path))
     assert config_dir() == tmp_path
     assert len(load_decision_config().questions) >= 12
+
+
+def test_parsed_yaml_is_reused_only_for_the_same_text(tmp_path):
+    from workbench.config import read_yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text("a: [1, 2]\n")
+    first, _ = read_yaml(path)
+    first["a"].append(3)                       # a caller's change never reaches the next reader
+    assert read_yaml(path)[0] == {"a": [1, 2]}
+    path.write_text("a: [5]\n")                # an edited file is parsed again
+    assert read_yaml(path)[0] == {"a": [5]}

@@ -1,8 +1,10 @@
 """Load YAML configs and validate them, with errors that name the file, line, key and expectation."""
 from __future__ import annotations
 
+import copy
 import os
 import re
+import threading
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -164,6 +166,14 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "configs"
 
 
+# Parsed YAML by (path, text): a changed file is parsed again, an unchanged one is not (the node tree, for line
+# numbers of later validation errors, is only read).
+_PARSED: dict[tuple[str, str], tuple[Any, Any]] = {}
+_PARSED_LOCK = threading.Lock()
+PARSED_MAX_FILES = 32
+PARSED_MAX_CHARS = 1_000_000
+
+
 def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, yaml.Node | None]:
     """Parse YAML text (read from path unless given); returns the data and its node tree for line numbers."""
     path = Path(path)
@@ -175,6 +185,11 @@ def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, yaml.Node
         except UnicodeDecodeError as exc:
             raise WorkbenchError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                                  file=str(path)) from None
+    key = (str(path), text)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+    if hit is not None:             # the same text parsed before: pages read their configs on every rerun
+        return copy.deepcopy(hit[0]), hit[1]
     loader = None
     node = None
     try:
@@ -196,6 +211,11 @@ def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, yaml.Node
     finally:
         if loader is not None:
             loader.dispose()
+    if len(text) <= PARSED_MAX_CHARS:
+        with _PARSED_LOCK:
+            _PARSED[key] = (copy.deepcopy(data), node)
+            while len(_PARSED) > PARSED_MAX_FILES:
+                _PARSED.pop(next(iter(_PARSED)))
     return data, node
 
 
