@@ -39,6 +39,12 @@ def _seed_inspector(saved: ChunkSettings, force: bool = False) -> None:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+def _chunk_chart(sizes: tuple[int, ...], shown: tuple[int, ...], max_tokens: int):
+    """The chunk-size chart, drawn again only when the sizes change."""
+    return charts.chunk_sizes(list(sizes), list(shown), max_tokens)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
 def _chunk_sizes(content_hashes: tuple[str, ...], settings_json: str, _docs: list[dict]) -> list[int]:
     """Token sizes of every chunk of these documents under these settings, kept per content and settings."""
     settings = ChunkSettings.model_validate_json(settings_json)
@@ -343,7 +349,7 @@ with tab_chunks:
             sample_docs = list(full.values())[:500]
             all_sizes = _chunk_sizes(tuple(d["content_sha256"] for d in sample_docs), settings.model_dump_json(),
                                      sample_docs)
-            st.plotly_chart(charts.chunk_sizes(all_sizes, [c.tokens for c in chunks], settings.max_tokens),
+            st.plotly_chart(_chunk_chart(tuple(all_sizes), tuple(c.tokens for c in chunks), settings.max_tokens),
                             width="stretch")
             page = 0
             if pages > 1:

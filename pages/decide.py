@@ -21,6 +21,12 @@ ws = current_workspace("pages/decide.py")
 cfg = decision.load_decision_config()
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def _recommend(answers: tuple[tuple[str, str], ...], cfg_json: str) -> decision.Recommendation:
+    """The result of a set of answers: the flips search is the slow part of a rerun, and its result is fixed."""
+    return decision.recommend(decision.DecisionConfig.model_validate_json(cfg_json), dict(answers))
+
+
 def _key(qid: str) -> str:
     return f"decide_q_{qid}"
 
@@ -87,7 +93,7 @@ with left:
                          format_func=labels.__getitem__, horizontal=True)
                 st.caption(f"Why this matters: {escape_markdown(q.why)}")
 
-result = decision.recommend(cfg, answers)
+result = _recommend(tuple(sorted(answers.items())), cfg.model_dump_json())
 if answers != decision.saved_answers(ws):
     decision.save_decision(ws, answers, result)
 

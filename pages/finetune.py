@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pageshell import current_workspace
-from workbench import capture, charts, corpus, costs, finetune, pricing, providers, splits, training_data
+from workbench import capture, charts, corpus, costs, finetune, pricing, providers, splits, training_data, workspace
 from workbench.errors import WorkbenchError
 from workbench.exports import FORMATS, export
 from workbench.providers import lora_trainer
@@ -15,6 +15,15 @@ from workbench.providers.local_trainer import Hyperparameters
 from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/finetune.py")
+
+
+
+@st.cache_data(max_entries=8, show_spinner="Checking the training data...")
+def _checks(revision: tuple, model: str) -> training_data.DataReport:
+    """The training-data checks, made again only when the workspace or the configs changed."""
+    book = pricing.load_pricing().with_custom(pricing.saved_custom_prices(ws), source="custom prices")
+    return finetune.check_workspace(ws, model, book)
+
 
 st.title("Fine-tune: data, cost, training")
 book = pricing.load_pricing().with_custom(pricing.saved_custom_prices(ws), source="custom prices")
@@ -37,7 +46,7 @@ if system_prompt != settings.system_prompt or model != settings.model:
     settings.save(ws)
 
 split = splits.saved_split(ws)
-report = finetune.check_workspace(ws, model, book)
+report = _checks(workspace.revision(ws), model)
 side = "the training side of the split" if split else "all pairs (no split yet)"
 st.caption(f"{report.examples} chat examples from {side}; unanswerable questions are not training material.")
 severity_icon = {"error": "⛔ error", "warning": "⚠️ warning", "info": "ℹ️ info"}

@@ -6,7 +6,7 @@ import re
 import streamlit as st
 
 from pageshell import current_workspace
-from workbench import notebook, report, verdict
+from workbench import notebook, report, verdict, workspace
 from workbench.safe_text import escape_markdown
 
 ws = current_workspace("pages/report.py")
@@ -29,7 +29,7 @@ st.markdown("One verdict from the three kinds of evidence the workspace holds: f
             "(Estimate) and measured quality (Compare). Below it, the whole memo: answers, estimate, measured "
             "comparison with confidence intervals, risks, and the sources and dates of the prices used.")
 
-stamp = report.inputs_stamp(ws)
+stamp = workspace.revision(ws)
 data, markdown = _memo(ws, stamp)
 v = data.verdict
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import charts, corpus, costs, decision, evaluation, finetune, pricing, scenario, synthetic, verdict
@@ -36,24 +35,6 @@ class ReportData:
     synthetic: str | None = None          # how the workspace's generated pairs were made
     verdict: verdict.Verdict | None = None
     estimate_notes: list[str] = field(default_factory=list)   # where the estimate's figures came from
-
-
-def inputs_stamp(ws: Workspace) -> tuple:
-    """Changes whenever anything the memo is built from may have changed: the workspace's database (any
-    write touches it or its write-ahead log) and the config files; cheap enough to check on every rerun."""
-    from .config import config_dir
-
-    files = [ws.db_path, ws.db_path.with_name(ws.db_path.name + "-wal"), *sorted(config_dir().glob("*.yaml"))]
-
-    def stamp(f: Path) -> tuple[int, int] | None:
-        try:
-            st = f.stat()
-        except FileNotFoundError:             # the write-ahead log goes when its last connection closes
-            return None
-        return st.st_mtime_ns, st.st_size
-
-    # today's date too: the memo is dated, and lifecycle cautions move with the calendar
-    return (str(ws.path), dt.date.today().isoformat()) + tuple(stamp(f) for f in files)
 
 
 def build(ws: Workspace, today: dt.date | None = None) -> ReportData:

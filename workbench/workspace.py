@@ -5,6 +5,7 @@ never leaves a half-written file and old workspaces open in new versions.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -407,3 +408,21 @@ def start_workspace(linked: str | None = None, flag: str | None = None,
     else:
         return linked, None
     return fallback, f"{why}. Opened '{fallback}' instead."
+
+
+def revision(ws: Workspace) -> tuple:
+    """Changes whenever anything derived from the workspace may have changed: its database (any write touches
+    it or its write-ahead log), the config files, and the date (lifecycle dates move with the calendar).
+    Cheap enough for a page to check on every rerun before reusing what it computed."""
+    from .config import config_dir
+
+    files = [ws.db_path, ws.db_path.with_name(ws.db_path.name + "-wal"), *sorted(config_dir().glob("*.yaml"))]
+
+    def stamp(f: Path) -> tuple[int, int] | None:
+        try:
+            st = f.stat()
+        except FileNotFoundError:             # the write-ahead log goes when its last connection closes
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    return (str(ws.path), dt.date.today().isoformat()) + tuple(stamp(f) for f in files)
