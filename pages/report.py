@@ -13,10 +13,11 @@ ws = current_workspace("pages/report.py")
 
 
 @st.cache_data(max_entries=8, show_spinner="Gathering the workspace's figures...")
-def _memo(_ws, stamp: tuple) -> tuple[report.ReportData, str]:
-    """The memo's data and Markdown, built again only when the workspace or the configs changed."""
+def _memo(_ws, stamp: tuple) -> tuple[report.ReportData, str, str]:
+    """The memo's data, its Markdown below the verdict shown above it, and the whole memo to download; built
+    again only when the workspace or the configs changed."""
     data = report.build(_ws)
-    return data, report.to_markdown(data, with_verdict=False)
+    return data, report.to_markdown(data, with_verdict=False), report.to_markdown(data)
 
 
 @st.cache_data(max_entries=4, show_spinner="Writing the notebook...")
@@ -30,7 +31,7 @@ st.markdown("One verdict from the three kinds of evidence the workspace holds: f
             "comparison with confidence intervals, risks, and the sources and dates of the prices used.")
 
 stamp = workspace.revision(ws)
-data, markdown = _memo(ws, stamp)
+data, markdown, full_md = _memo(ws, stamp)
 v = data.verdict
 
 with st.container(border=True, key="report_verdict"):
@@ -53,7 +54,6 @@ with st.container(border=True, key="report_verdict"):
     for caveat in v.caveats:
         st.info(escape_markdown(caveat))
 
-full_md = report.to_markdown(data)
 c1, c2, c3 = st.columns(3)
 c1.download_button("Memo (Markdown)", full_md, f"decision-memo-{ws.name}.md", "text/markdown", width="stretch",
                    key="report_md")

@@ -207,11 +207,10 @@ def build(cfg: decision.DecisionConfig, rec: decision.Recommendation | None, est
     fit = _fit(rec, cfg)
     cost, cost_caveats = _cost(est, est_error, measured or {}, cfg)
     quality, gap, quality_caveats = _quality(summary, fit.favours)
-    weak_fit = rec is None or rec.confidence in ("narrow", "tie")
     if rec is None:
         option, basis = None, ("the Decide questions are not answered, and the fit is what cost and measured "
                                "quality are weighed against")
-    elif fit.favours and not weak_fit:
+    elif fit.favours and rec.confidence in ("clear", "moderate"):
         option, basis = fit.favours, "the fit is " + rec.confidence
     elif quality.favours and quality.counts:
         option, basis = quality.favours, "measured quality decides where the fit is " + (rec.confidence if rec else "unknown")
