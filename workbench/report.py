@@ -64,7 +64,8 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
     measured = evaluation.measured_figures(ws)
     vs = costs.estimate_vs_measured(est, measured) if est and measured else []
     risks = [w.message for w in (est.warnings if est else []) if w.level in ("error", "warning")]
-    report = finetune.check_workspace(ws, book=book) if corpus.qa_pairs(ws) else None
+    pairs, documents = corpus.qa_pairs(ws), corpus.documents(ws)
+    report = finetune.check_workspace(ws, book=book) if pairs else None
     if report:
         risks += [f"Training data: {f.message}" for f in report.findings if f.check in (
             "sensitive_data", "too_few_examples", "few_examples", "contradictory_answers")]
@@ -79,9 +80,9 @@ def build(ws: Workspace, today: dt.date | None = None) -> ReportData:
     return ReportData(workspace=ws.name, generated=(today or dt.date.today()).isoformat(), answers=answer_rows,
                       recommendation=rec, decision_cfg=cfg, estimate=est, estimate_error=est_error,
                       comparison=comparison, measured_vs_estimate=vs, risks=list(dict.fromkeys(risks)),
-                      sources=book.sources(), documents=len(corpus.documents(ws)), pairs=len(corpus.qa_pairs(ws)),
+                      sources=book.sources(), documents=len(documents), pairs=len(pairs),
                       document_rows=[{"id": x["doc_id"], "title": x["title"], "format": x["fmt"], "tokens": x["tokens"]}
-                                     for x in corpus.documents(ws)], synthetic=synthetic.describe(ws),
+                                     for x in documents], synthetic=synthetic.describe(ws),
                       verdict=found, estimate_notes=est_notes)
 
 
