@@ -2,8 +2,10 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from workbench import config
 from workbench.cli import main
 from workbench.config import read_yaml
 from workbench.errors import WorkbenchError
@@ -12,6 +14,19 @@ from workbench.scenario import load_scenario
 
 EXPANDS = ("YAML aliases expand to over 10,000 nodes; aliases are refused beyond that "
            "to keep a small file from expanding without bound")
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure Python"])
+def parser(request, monkeypatch):
+    """Every case on both parsers under the limits: libyaml's (the default) and PyYAML's own (the fallback)."""
+    if request.param == "libyaml":
+        if not yaml.__with_libyaml__:
+            pytest.skip("PyYAML was built without libyaml here")
+        assert config.YamlLoader is config.CYamlLoader
+    else:
+        monkeypatch.setattr(config, "YamlLoader", config.PythonYamlLoader)
+    monkeypatch.setattr(config, "_PARSED", {})    # nothing parsed by the other loader is reused
+    return request.param
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

@@ -22,7 +22,7 @@ M = TypeVar("M", bound=BaseModel)
 class Strict(BaseModel):
     """Base for config shapes: unknown keys are errors, so typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # Limits on what one YAML file may ask of the loader; the shipped configs use no aliases, nest 6 deep and
@@ -45,15 +45,18 @@ class YamlRefused(yaml.YAMLError):
         super().__init__(message)
 
 
-class YamlLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans and limits, so a small hostile file fails fast with a line number.
+class _LimitedLoader(yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """A safe loader with YAML 1.2 booleans and limits, so a small hostile file fails fast with a line number.
 
     The limits are checked while composing, before anything is expanded: alias uses and the nodes
-    they add, nesting depth, integer length; duplicate keys in one mapping are refused too.
+    they add, nesting depth, integer length; duplicate keys in one mapping are refused too. The scanner
+    and parser come from a subclass: libyaml's or PyYAML's pure-Python ones.
     """
 
     def __init__(self, stream: Any):
-        super().__init__(stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
         self._depth = 0
         self._aliases = 0
         self._alias_nodes = 0
@@ -146,13 +149,36 @@ class YamlLoader(yaml.SafeLoader):
                                   key_node)
 
 
-YamlLoader.add_constructor("tag:yaml.org,2002:int", YamlLoader.construct_yaml_int)
-YamlLoader.yaml_implicit_resolvers = {
+_LimitedLoader.add_constructor("tag:yaml.org,2002:int", _LimitedLoader.construct_yaml_int)
+_LimitedLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
-YamlLoader.add_implicit_resolver(
+_LimitedLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+class PythonYamlLoader(_LimitedLoader, yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """The limited loader on PyYAML's pure-Python scanner and parser."""
+
+    def __init__(self, stream: Any):
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _LimitedLoader.__init__(self, stream)
+
+
+if yaml.__with_libyaml__:
+    class CYamlLoader(_LimitedLoader, yaml.cyaml.CParser):
+        """The limited loader on libyaml's scanner and parser: about ten times faster on the shipped configs."""
+
+        def __init__(self, stream: Any):
+            yaml.cyaml.CParser.__init__(self, stream)
+            _LimitedLoader.__init__(self, stream)
+
+    YamlLoader: type[_LimitedLoader] = CYamlLoader
+else:
+    YamlLoader = PythonYamlLoader
 
 
 def config_dir() -> Path:
