@@ -14,7 +14,7 @@ from workbench import providers, sample, workspace
 from workbench.errors import WorkbenchError
 from workbench.safe_text import escape_markdown
 
-st.set_page_config(page_title="Workbench: fine-tune, RAG or hybrid", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="Workbench: fine-tune, RAG or hybrid", page_icon=":material/explore:", layout="wide")
 
 
 def _server_workspace() -> str | None:
@@ -114,13 +114,13 @@ if st.query_params.get("workspace") != ws.name:                # the address bar
 
 st.session_state.ws = ws
 pages = [
-    st.Page("pages/decide.py", title="Decide", icon="🧭", default=True),
-    st.Page("pages/estimate.py", title="Estimate", icon="💰"),
-    st.Page("pages/data.py", title="Data", icon="📄"),
-    st.Page("pages/rag.py", title="RAG", icon="🔎"),
-    st.Page("pages/finetune.py", title="Fine-tune", icon="🎯"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-    st.Page("pages/report.py", title="Report", icon="📝"),
+    st.Page("pages/decide.py", title="Decide", icon=":material/explore:", default=True),
+    st.Page("pages/estimate.py", title="Estimate", icon=":material/payments:"),
+    st.Page("pages/data.py", title="Data", icon=":material/description:"),
+    st.Page("pages/rag.py", title="RAG", icon=":material/search:"),
+    st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/balance:"),
+    st.Page("pages/report.py", title="Report", icon=":material/summarize:"),
 ]
 current = st.navigation(pages)
 if "start_page" in st.session_state:

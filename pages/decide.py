@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from pageshell import current_workspace
-from workbench import charts, decision
+from workbench import decision
 from workbench.config import read_yaml
 from workbench.errors import WorkbenchError
 from workbench.safe_text import escape_markdown
@@ -124,6 +123,8 @@ with right:
         st.caption("Scores: " + ", ".join(f"{escape_markdown(cfg.option_label(o))} {s:g}"
                                           for o, s in result.scores.items()))
 
+    from workbench import charts   # here, not at the top: the start state is the first page a server draws
+
     st.markdown("#### Points by factor group")
     st.plotly_chart(charts.decision_by_group(cfg, result), width="stretch")
 
@@ -133,8 +134,8 @@ with right:
                "to the margin.")
     drivers = [d for d in result.drivers if d.contribution != 0]
     if drivers:
-        st.dataframe(pd.DataFrame([{"points": d.contribution, "answer": d.answer_label, "question": d.question_text}
-                                   for d in drivers]),
+        st.dataframe([{"points": d.contribution, "answer": d.answer_label, "question": d.question_text}
+                      for d in drivers],
                      hide_index=True, width="stretch", row_height=DRIVER_ROW_HEIGHT,
                      height=DRIVER_ROW_HEIGHT * min(len(drivers), 8) + 40, column_config={
                          "points": st.column_config.NumberColumn(

@@ -25,6 +25,7 @@ PAGES = {"Decide": "pages/decide.py", "Estimate": "pages/estimate.py", "Data": "
          "Report": "pages/report.py"}
 RERUNS = 5
 ROUNDS = 15
+COLD_STARTS = 5
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -108,13 +109,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cold_first_page(home: Path) -> tuple[float, float, float]:
+def _cold_first_page(home: Path, env: dict[str, str]) -> tuple[float, float, float]:
     """Seconds from `streamlit run` to its health check answering, to the page's frontend loaded in chromium, and
     to the Decide page's widgets drawn (the browser is started first: its own start-up is not the app's)."""
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env = {**env, "WORKBENCH_HOME": str(home)}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -150,11 +151,19 @@ def _cold_first_page(home: Path) -> tuple[float, float, float]:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/install-test-deps)")
 def test_cold_server_to_first_page(sample_home, tmp_path):
-    for what, home in (("sample workspace present", sample_home),
-                       ("fresh home (the sample workspace made on the first page)", tmp_path / "fresh")):
-        healthy, loaded, rendered = _cold_first_page(home)
-        print(f"\ncold server, {what}: health check after {healthy:.2f} s, frontend loaded after {loaded:.2f} s, "
-              f"Decide page drawn after {rendered:.2f} s (target < 3 s)")
+    """A new server process each time (bytecode cached as a normal install has it); the median of a few starts,
+    since one start on a shared 2-core machine varies by some tenths of a second."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cases = [("sample workspace present", [sample_home] * (COLD_STARTS + 1)),   # the first one writes bytecode
+             ("fresh home (the sample workspace made on the first page)",
+              [tmp_path / f"fresh-{i}" for i in range(3)])]
+    for what, homes in cases:
+        runs = [_cold_first_page(home, env) for home in homes]
+        runs = runs[1:] if homes[0] == homes[-1] else runs
+        healthy, loaded, rendered = (statistics.median(r[i] for r in runs) for i in range(3))
+        spread = f"{min(r[2] for r in runs):.2f}-{max(r[2] for r in runs):.2f} s"
+        print(f"\ncold server, {what}, median of {len(runs)} starts: health check after {healthy:.2f} s, frontend "
+              f"loaded after {loaded:.2f} s, Decide page drawn after {rendered:.2f} s ({spread}; target < 3 s)")
 
 
 def test_count_many_against_raw_tiktoken(tmp_path):

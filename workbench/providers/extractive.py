@@ -10,11 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
-
 from ..chunking import sentence_spans
 from ..text import STOP_WORDS, words
 from .protocols import ChatResult, Grounding
+
 
 def _words(text: str) -> set[str]:
     return set(words(text)) - STOP_WORDS
@@ -71,6 +70,8 @@ class ExtractiveAnswerer:
                min_coverage: float = 0.0, prior: Any = None) -> Extracted:
         """Quote the best sentence, or abstain when the passages are not relevant enough or do not mention
         enough of the question's distinctive words (coverage, IDF-weighted)."""
+        import numpy as np
+
         best = max(relevance, default=-1.0)
         reason = None
         if not passages:

@@ -8,14 +8,17 @@ atomically: a crash leaves the previous index whole.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 from pydantic import Field
 
 from ..config import Strict
 from ..errors import WorkbenchError
 from .protocols import StoreStats, VectorHit
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 FILE_NAME = "vectors.faiss"
 LABEL = "FAISS, saved in the workspace (offline default)"
@@ -36,6 +39,8 @@ def _faiss() -> Any:
 
 
 def _matrix(vectors: Any, rows: int, dims: int) -> np.ndarray:
+    import numpy as np
+
     matrix = np.ascontiguousarray(vectors, dtype=np.float32)
     if matrix.ndim == 1 and rows == 1:
         matrix = matrix.reshape(1, -1)
@@ -45,6 +50,8 @@ def _matrix(vectors: Any, rows: int, dims: int) -> np.ndarray:
 
 
 def _ids(rows: list[int]) -> np.ndarray:
+    import numpy as np
+
     ids = np.asarray([int(r) for r in rows], dtype=np.int64)
     if len(set(ids.tolist())) != len(ids) or (ids < 0).any():
         raise WorkbenchError("chunk rows given to the vector store must be distinct and not negative")
@@ -89,6 +96,8 @@ class FaissStore:
 
     def _rows(self) -> np.ndarray:
         """Every stored row, in storage order."""
+        import numpy as np
+
         if self._positional:
             return np.arange(self._index.ntotal, dtype=np.int64)
         return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
@@ -99,12 +108,16 @@ class FaissStore:
         return self._rows(), inner.reconstruct_n(0, self._index.ntotal)
 
     def _rebuild(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        import numpy as np
+
         index = self._new_index(self._faiss, self.dimensions, self._approximate, self._settings.hnsw_m)
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self._set(index)
 
     def add(self, rows: list[int], vectors: np.ndarray) -> None:
+        import numpy as np
+
         ids = _ids(rows)
         matrix = _matrix(vectors, len(ids), self.dimensions)
         if not len(ids):
@@ -117,6 +130,8 @@ class FaissStore:
         self._index.add_with_ids(matrix, ids)
 
     def delete(self, rows: list[int]) -> None:
+        import numpy as np
+
         ids = _ids(rows)
         if not len(ids) or not self._index.ntotal:
             return
@@ -137,6 +152,8 @@ class FaissStore:
         return [VectorHit(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def vectors(self, rows: list[int]) -> np.ndarray:
+        import numpy as np
+
         if not rows:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         out = []
@@ -175,6 +192,8 @@ class FaissOpener:
         self.settings = settings
 
     def open(self, index_dir: Path, dimensions: int, approximate: bool, fresh: bool) -> FaissStore:
+        import numpy as np
+
         path = Path(index_dir) / FILE_NAME
         if fresh:
             return FaissStore.empty(path, dimensions, approximate, self.settings)

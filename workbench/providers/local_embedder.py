@@ -6,14 +6,18 @@ as sentence-transformers does for this model.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import threading
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import WorkbenchError
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 MODEL_ID = "all-MiniLM-L6-v2 (int8 ONNX, local)"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -76,6 +80,8 @@ class LocalEmbedder:
         return [len(e.ids) for e in tokenizer.encode_batch(texts)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         session, tokenizer = _session_and_tokenizer()
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         # Sort by length so each batch pads little.

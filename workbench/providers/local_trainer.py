@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import WorkbenchError
 from ..text import words
 from .protocols import JobStatus
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def answer_words(text: str) -> list[str]:
@@ -74,12 +75,16 @@ class LocalModel:
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Mean log-probability of each known answer's words, per question: (questions, answers)."""
+        import numpy as np
+
         logp = np.log(self.probabilities(features) + 1e-12)
         return np.stack([logp[:, ids].mean(axis=1) if ids else np.full(len(features), -np.inf)
                          for ids in self.answer_tokens], axis=1)
 
     def text_scores(self, features: np.ndarray, texts: list[str]) -> np.ndarray:
         """Mean log-probability of each text's known words for one question (unknown words score the minimum)."""
+        import numpy as np
+
         logp = np.log(self.probabilities(features[:1]) + 1e-12)[0]
         index = {w: i for i, w in enumerate(self.vocabulary)}
         floor = float(logp.min())
@@ -88,12 +93,16 @@ class LocalModel:
 
     def answer(self, features: np.ndarray) -> list[tuple[str, float]]:
         """(answer, confidence) per question: the best answer and its softmax weight among all answers."""
+        import numpy as np
+
         s = self.scores(features)
         best = s.argmax(axis=1)
         conf = _softmax(s * 10.0)[np.arange(len(best)), best]
         return [(self.answers[i], float(c)) for i, c in zip(best, conf)]
 
     def to_bytes(self) -> bytes:
+        import numpy as np
+
         buf = io.BytesIO()
         np.savez_compressed(buf, weights=self.weights, bias=self.bias, vocabulary=np.array(self.vocabulary, dtype=str),
                             answers=np.array(self.answers, dtype=str))
@@ -101,6 +110,8 @@ class LocalModel:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LocalModel:
+        import numpy as np
+
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             vocabulary = [str(v) for v in z["vocabulary"]]
             answers = [str(a) for a in z["answers"]]
@@ -111,6 +122,8 @@ class LocalModel:
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
@@ -118,6 +131,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _targets(answers: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Normalised word counts of each answer over the vocabulary, and which rows have any known word."""
+    import numpy as np
+
     y = np.zeros((len(answers), len(index)), dtype=np.float32)
     for r, a in enumerate(answers):
         for w in answer_words(a):
@@ -130,6 +145,8 @@ def _targets(answers: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.
 
 
 def _loss(model: LocalModel, x: np.ndarray, y: np.ndarray) -> float:
+    import numpy as np
+
     return float(-(y * np.log(model.probabilities(x) + 1e-12)).sum(axis=1).mean())
 
 
@@ -137,6 +154,8 @@ def train(train_pairs: list[tuple[str, str]], valid_pairs: list[tuple[str, str]]
           hp: Hyperparameters = Hyperparameters(),
           on_epoch: Callable[[EpochMetrics], None] | None = None) -> tuple[LocalModel, TrainResult]:
     """Train on (question, answer) pairs; validation pairs drive early stopping."""
+    import numpy as np
+
     if len(train_pairs) < 2:
         raise WorkbenchError("the local trainer needs at least 2 training pairs")
     started = time.perf_counter()

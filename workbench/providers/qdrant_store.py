@@ -18,15 +18,18 @@ import threading
 import uuid
 import weakref
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 from pydantic import Field
 
 from ..config import Strict
 from ..errors import WorkbenchError
 from .protocols import StoreStats, VectorHit
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 LOCAL_FOLDER = "qdrant"
 BATCH = 256
@@ -188,6 +191,8 @@ class QdrantStore:
     # --- the VectorStore protocol -------------------------------------------------------------------------
 
     def add(self, rows: list[int], vectors: np.ndarray) -> None:
+        import numpy as np
+
         ids = [int(r) for r in rows]
         matrix = np.asarray(vectors, dtype=np.float32)
         if matrix.ndim == 1 and len(ids) == 1:
@@ -212,6 +217,8 @@ class QdrantStore:
                        points_selector=selector, wait=True)
 
     def search(self, query: np.ndarray, k: int) -> list[VectorHit]:
+        import numpy as np
+
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
         if vector.shape != (self._dims,):
             raise WorkbenchError(f"the vector store expected a query of {self._dims} dimensions, got {vector.shape}")
@@ -224,6 +231,8 @@ class QdrantStore:
         return [VectorHit(int(p.id), float(p.score)) for p in found]
 
     def vectors(self, rows: list[int]) -> np.ndarray:
+        import numpy as np
+
         if not rows:
             return np.zeros((0, self._dims), dtype=np.float32)
         ids = [int(r) for r in rows]

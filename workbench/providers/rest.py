@@ -14,14 +14,16 @@ import json
 import os
 import time
 import weakref
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx2
 from pydantic import Field
 
 from ..config import Strict
 from ..errors import WorkbenchError
-from .openai import DUMMY_KEY_FOR_LOCAL, DeadlineTransport, _proxy_for, redact
+from .openai import DUMMY_KEY_FOR_LOCAL, redact
+
+if TYPE_CHECKING:
+    import httpx2
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_S = 30.0
@@ -71,9 +73,13 @@ class RestClient:
     @property
     def http(self) -> httpx2.Client:
         if self._http is None:
+            import httpx2
+
+            from .transport import DeadlineTransport, proxy_for
+
             self._http = httpx2.Client(timeout=httpx2.Timeout(self.settings.timeout_s),
                                        transport=DeadlineTransport(self.settings.timeout_s,
-                                                                   proxy=_proxy_for(self.base_url)))
+                                                                   proxy=proxy_for(self.base_url)))
             weakref.finalize(self, self._http.close)   # its connections close with the client, as make_client's do
         return self._http
 
@@ -89,6 +95,8 @@ class RestClient:
                 data: dict[str, str] | None = None, params: dict[str, Any] | None = None,
                 idempotent: bool | None = None, allow: tuple[int, ...] = ()) -> Any:
         """The parsed JSON answer of `method path` (a statuses in `allow` returns None instead of failing)."""
+        import httpx2   # imported on first use: listing the providers does not load the HTTP stack
+
         idempotent = method in ("GET", "DELETE") if idempotent is None else idempotent
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
         headers = {"Authorization": f"Bearer {self._key()}", "Accept": "application/json"}

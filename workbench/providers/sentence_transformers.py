@@ -6,12 +6,15 @@ a name that is not a local folder is refused.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from pathlib import Path
 
 from ..config import Strict
 from ..errors import WorkbenchError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class SentenceTransformersEmbedder:
@@ -32,6 +35,8 @@ class SentenceTransformersEmbedder:
         self.dimensions = int(self._model.get_sentence_embedding_dimension())
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         vectors = self._model.encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 
