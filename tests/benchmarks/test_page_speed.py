@@ -122,9 +122,9 @@ def _cold_first_page(home: Path, env: dict[str, str]) -> tuple[float, float, flo
         page.set_default_timeout(60_000)
         page.goto("about:blank")
         started = time.perf_counter()
+        # The README's start command (its settings in .streamlit/config.toml), on a free port.
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
-                                 "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-                                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                                 "true", "--server.address", "127.0.0.1", "--server.port", str(port)],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             url = f"http://127.0.0.1:{port}"
