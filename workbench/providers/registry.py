@@ -3,6 +3,8 @@
 Every backend, built-in or from another package, registers through the `workbench.providers` entry-point
 group: an entry point names a function `register(registry)` that calls `registry.add(Backend(...))`.
 Adding a backend is one module with that function, and one entry-point line in its package's metadata.
+Listing the backends imports every backend module, so they import numpy and their SDKs inside the
+functions that use them: the app's first page lists the providers and should not load the numeric stack.
 """
 from __future__ import annotations
 
