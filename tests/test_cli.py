@@ -242,6 +242,7 @@ def test_finetune_commands(tmp_path):
     job_id = trained.stdout.strip().splitlines()[-1].split(":")[0]
     status = run("finetune", "status", job_id, "--workspace", "sample")
     assert f"{job_id} (local" in status.output and "succeeded" in status.output
+    assert "\n  epoch 3: train loss " in status.output and "step" not in status.output   # local runs count epochs
     listed = json.loads(run("finetune", "status", "--workspace", "sample", "--json").stdout)
     assert [(j["id"], j["provider"], j["state"]) for j in listed] == [(job_id, "local", "succeeded")]
     assert listed[0]["base_model"] and listed[0]["metrics"][0]["train_loss"] > 0

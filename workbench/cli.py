@@ -522,7 +522,8 @@ def finetune_status(job_id: str | None, ws_name: str, as_json: bool) -> None:
         click.echo(f"  [{e['level']}] {e['message']}")
     if job["metrics"]:
         last = job["metrics"][-1]
-        click.echo(f"  step {last['step']}: train loss {last['train_loss']}, dev loss {last['valid_loss']}")
+        unit = "epoch" if job["provider"] in finetune.IN_PROCESS else "step"   # local runs record one row per epoch
+        click.echo(f"  {unit} {last['step']}: train loss {last['train_loss']}, dev loss {last['valid_loss']}")
 
 
 @finetune_group.command("ask")
