@@ -1,5 +1,7 @@
 """The library stays free of the UI, so it works from notebooks and the CLI."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import workbench
@@ -29,3 +31,14 @@ def test_the_check_itself_catches_a_streamlit_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from streamlit import session_state\n")
     assert "streamlit" in _imports(bad)
+
+
+def test_the_package_names_load_on_first_use():
+    probe = ("import sys, workbench\n"
+             "assert 'workbench.costs' not in sys.modules\n"
+             "print(workbench.costs.format_usd(0.00024), workbench.WorkbenchError.__name__, len(workbench.__all__))\n"
+             "try:\n    workbench.no_such_name\nexcept AttributeError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["$0.00024 WorkbenchError 24",
+                                        "module 'workbench' has no attribute 'no_such_name'"]
