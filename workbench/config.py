@@ -53,7 +53,7 @@ class _LimitedLoader(yaml.composer.Composer, yaml.constructor.SafeConstructor, y
     and parser come from a subclass: libyaml's or PyYAML's pure-Python ones.
     """
 
-    def __init__(self, stream: Any):
+    def __init__(self) -> None:
         yaml.composer.Composer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         yaml.resolver.Resolver.__init__(self)
@@ -165,7 +165,7 @@ class PythonYamlLoader(_LimitedLoader, yaml.reader.Reader, yaml.scanner.Scanner,
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
-        _LimitedLoader.__init__(self, stream)
+        _LimitedLoader.__init__(self)
 
 
 if yaml.__with_libyaml__:
@@ -174,7 +174,7 @@ if yaml.__with_libyaml__:
 
         def __init__(self, stream: Any):
             yaml.cyaml.CParser.__init__(self, stream)
-            _LimitedLoader.__init__(self, stream)
+            _LimitedLoader.__init__(self)
 
     YamlLoader: type[_LimitedLoader] = CYamlLoader
 else:

@@ -6,9 +6,8 @@ a name that is not a local folder is refused.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Strict
 from ..errors import WorkbenchError
